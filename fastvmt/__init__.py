@@ -1,0 +1,44 @@
+"""fastvmt: training-free video motion transfer on video diffusion transformers.
+
+The package imports lazily: ``import fastvmt`` loads neither torch, diffsynth nor triton; each public name
+loads its module on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_PUBLIC = {
+    "hookimpl": "fastvmt.hookspecs",
+    "Strategy": "fastvmt.strategies.spec",
+    "Component": "fastvmt.strategies.spec",
+    "use_backend": "fastvmt.backends.dispatch",
+    "AttentionFeatures": "fastvmt.interfaces",
+    "Backbone": "fastvmt.interfaces",
+    "GradientScheduler": "fastvmt.interfaces",
+    "GuidanceLoss": "fastvmt.interfaces",
+    "InnerStep": "fastvmt.interfaces",
+    "LossValue": "fastvmt.interfaces",
+    "MotionExtractor": "fastvmt.interfaces",
+    "MotionField": "fastvmt.interfaces",
+    "StepState": "fastvmt.interfaces",
+    "TokenGrid": "fastvmt.interfaces",
+    "VideoGeometry": "fastvmt.interfaces",
+}
+
+__all__ = ["__version__", *_PUBLIC]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module 'fastvmt' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

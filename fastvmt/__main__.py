@@ -1,0 +1,3 @@
+from fastvmt.cli import main
+
+main()

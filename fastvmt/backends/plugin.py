@@ -1,0 +1,10 @@
+"""Built-in AMF backends, registered as a default plugin."""
+
+from fastvmt.hookspecs import hookimpl
+
+
+@hookimpl
+def fastvmt_register_backends(register):
+    from fastvmt.backends.reference import ReferenceBackend
+
+    register("reference", ReferenceBackend)

@@ -1,0 +1,120 @@
+"""Strategy configuration: which registered components a run uses and how guidance optimises.
+
+A :class:`Strategy` is a frozen value; presets are registered by name and overridden field by field with
+:meth:`Strategy.override` (``"loss.lambda_win"`` reaches into a component's options).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from collections.abc import Mapping
+from typing import Any, Literal
+
+__all__ = ["Component", "Strategy"]
+
+
+def _frozen(options: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return MappingProxyType(dict(options or {}))
+
+
+@dataclass(frozen=True)
+class Component:
+    """A registered component (extractor, loss or scheduler) by name, with its constructor options."""
+
+    name: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "options", _frozen(self.options))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "options": dict(self.options)}
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """A motion-transfer recipe (ALGORITHM.md section 4).
+
+    Attributes:
+        name: the preset's name.
+        extractor, loss, scheduler: the components; all ``None`` means no guidance (plain sampling).
+        block: DiT block whose self-attention Q/K are captured.
+        optimizer: ``"adamw"`` or ``"adam"``, created fresh at every guided step on a float32 master latent.
+        inner_iterations: optimisation iterations per guided step (J).
+        learning_rate: ``(start, end)``; see ``lr_schedule``.
+        lr_schedule: ``"inner"``: ``lr_j = start + (end - start) * j / J`` inside every guided step (FastVMT);
+            ``"outer"``: constant inside a guided step, linear from start to end across guided steps (DiTFlow).
+        weight_decay: the optimiser's weight decay.
+        reference: ``"per_step"`` re-extracts reference motion from the reference noised to every guided step;
+            ``"once"`` extracts it once from the clean reference latent at timestep 0 (DiTFlow).
+        denoising_strength: where sampling starts, ``(0, 1]``; 1 starts from pure noise.
+        shift: flow-matching timestep shift.
+        cfg_scale: classifier-free guidance scale of the denoising velocity.
+    """
+
+    name: str
+    extractor: Component | None = None
+    loss: Component | None = None
+    scheduler: Component | None = None
+    block: int = 14
+    optimizer: Literal["adamw", "adam"] = "adamw"
+    inner_iterations: int = 10
+    learning_rate: tuple[float, float] = (0.003, 0.002)
+    lr_schedule: Literal["inner", "outer"] = "inner"
+    weight_decay: float = 0.01
+    reference: Literal["per_step", "once"] = "per_step"
+    denoising_strength: float = 0.75
+    shift: float = 7.0
+    cfg_scale: float = 5.8
+
+    def __post_init__(self) -> None:
+        parts = (self.extractor, self.loss, self.scheduler)
+        if any(p is None for p in parts) and not all(p is None for p in parts):
+            raise ValueError(f"strategy {self.name!r}: extractor, loss and scheduler are all set or all None")
+        if self.optimizer not in ("adamw", "adam"):
+            raise ValueError(f"strategy {self.name!r}: optimizer must be 'adamw' or 'adam', got {self.optimizer!r}")
+        if self.lr_schedule not in ("inner", "outer"):
+            raise ValueError(f"strategy {self.name!r}: lr_schedule must be 'inner' or 'outer'")
+        if self.reference not in ("per_step", "once"):
+            raise ValueError(f"strategy {self.name!r}: reference must be 'per_step' or 'once'")
+        if not 0.0 < self.denoising_strength <= 1.0:
+            raise ValueError(f"strategy {self.name!r}: denoising_strength must be in (0, 1], got {self.denoising_strength}")
+        if self.inner_iterations < 1:
+            raise ValueError(f"strategy {self.name!r}: inner_iterations must be >= 1")
+        if self.block < 0:
+            raise ValueError(f"strategy {self.name!r}: block must be >= 0")
+
+    @property
+    def guided(self) -> bool:
+        return self.extractor is not None
+
+    def override(self, **changes: Any) -> Strategy:
+        """A copy with fields replaced; ``"extractor.window"``-style keys (passed via ``**{...}``) set options."""
+        fields = {f.name for f in dataclasses.fields(self)}
+        direct: dict[str, Any] = {}
+        nested: dict[str, dict[str, Any]] = {}
+        for key, value in changes.items():
+            head, _, option = key.partition(".")
+            if head not in fields:
+                raise ValueError(f"unknown strategy field {head!r}; fields: {', '.join(sorted(fields))}")
+            if option:
+                if head not in ("extractor", "loss", "scheduler") or getattr(self, head) is None:
+                    raise ValueError(f"{key!r}: {head!r} has no options to set in strategy {self.name!r}")
+                nested.setdefault(head, {})[option] = value
+            else:
+                direct[head] = value
+        for head, options in nested.items():
+            component = direct.get(head, getattr(self, head))
+            direct[head] = Component(component.name, {**component.options, **options})
+        if isinstance(direct.get("learning_rate"), list):
+            direct["learning_rate"] = tuple(direct["learning_rate"])
+        return dataclasses.replace(self, **direct)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        for key in ("extractor", "loss", "scheduler"):
+            component = getattr(self, key)
+            out[key] = component.to_dict() if component is not None else None
+        return out

@@ -1,0 +1,22 @@
+"""Shared test configuration: hypothesis profiles and plugin-registry isolation."""
+
+import os
+
+import pytest
+from hypothesis import settings
+
+settings.register_profile("ci", max_examples=12, deadline=None, derandomize=True, print_blob=True)
+settings.register_profile("dev", max_examples=30, deadline=None, print_blob=True)
+settings.register_profile("thorough", max_examples=300, deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+@pytest.fixture
+def fresh_plugins(monkeypatch):
+    """A registry rebuilt for this test (and again after it), so plugin changes do not leak."""
+    from fastvmt import plugins
+
+    plugins.reset()
+    yield plugins
+    monkeypatch.undo()
+    plugins.reset()

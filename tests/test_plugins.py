@@ -1,0 +1,163 @@
+"""The plugin registry: built-ins, entry-point discovery, validation of what plugins register."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pluggy
+import pytest
+
+import fastvmt
+from fastvmt.plugins import PluginError
+
+
+def write_distribution(root, module_source, *, dist="fakeplug", entry="fakeplug", module="fakeplug_mod"):
+    """A minimal installed distribution on ``root``: a module plus a dist-info with a ``fastvmt`` entry point."""
+    (root / f"{module}.py").write_text(textwrap.dedent(module_source))
+    info = root / f"{dist}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[fastvmt]\n{entry} = {module}\n")
+    return root
+
+
+SCHEDULER_PLUGIN = """
+    import fastvmt
+    from fastvmt.interfaces import GradientScheduler
+
+    class EveryOther(GradientScheduler):
+        def is_guided(self, step, num_steps):
+            return step == 0
+
+        def should_compute(self, inner):
+            return inner.inner % 2 == 0
+
+    @fastvmt.hookimpl
+    def fastvmt_register_schedulers(register):
+        register("every_other", EveryOther)
+"""
+
+
+@pytest.fixture
+def fake_dist(tmp_path, monkeypatch, fresh_plugins):
+    write_distribution(tmp_path, SCHEDULER_PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("FASTVMT_LOAD_PLUGINS", raising=False)
+    return tmp_path
+
+
+def test_builtin_backends_are_registered(fresh_plugins):
+    assert "reference" in fresh_plugins.names("backend")
+    assert fresh_plugins.registry().get("backend", "reference").name == "reference"
+
+
+def test_entry_point_plugin_is_discovered(fake_dist, fresh_plugins):
+    scheduler = fresh_plugins.get("scheduler", "every_other")
+    assert [r.plugin for r in fresh_plugins.registry().registrations() if r.name == "every_other"] == ["fakeplug"]
+    from fastvmt.interfaces import InnerStep
+
+    assert scheduler().should_compute(InnerStep(0, 1, inner=2, num_inner=4))
+
+
+def test_cli_lists_entry_point_plugin(fake_dist):
+    env = {**os.environ, "PYTHONPATH": f"{fake_dist}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env.pop("FASTVMT_LOAD_PLUGINS", None)
+    out = subprocess.run(
+        [sys.executable, "-m", "fastvmt", "plugins"], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    rows = [line.split() for line in out.splitlines()]
+    assert ["scheduler", "every_other", "fakeplug"] in rows
+    assert ["backend", "reference", "fastvmt.backends.plugin"] in rows
+
+
+@pytest.mark.parametrize(("allowed", "loaded"), [("", False), ("fakeplug", True), ("other, fakeplug", True), ("other", False)])
+def test_load_plugins_env_restricts_entry_points(fake_dist, fresh_plugins, monkeypatch, allowed, loaded):
+    monkeypatch.setenv("FASTVMT_LOAD_PLUGINS", allowed)
+    assert ("every_other" in fresh_plugins.names("scheduler")) is loaded
+    assert "reference" in fresh_plugins.names("backend")  # built-ins always load
+
+
+def test_duplicate_name_fails_naming_both_plugins(tmp_path, monkeypatch, fresh_plugins):
+    write_distribution(
+        tmp_path,
+        """
+        import fastvmt
+        from fastvmt.backends.reference import ReferenceBackend
+
+        @fastvmt.hookimpl
+        def fastvmt_register_backends(register):
+            register("reference", ReferenceBackend)
+        """,
+        dist="dupe",
+        entry="dupe",
+        module="dupe_mod",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(PluginError, match=r"plugin 'dupe'.*'reference'.*already registered by plugin 'fastvmt.backends.plugin'"):
+        fresh_plugins.registry()
+
+
+def test_wrong_type_fails_naming_the_plugin(tmp_path, monkeypatch, fresh_plugins):
+    write_distribution(
+        tmp_path,
+        """
+        import fastvmt
+
+        @fastvmt.hookimpl
+        def fastvmt_register_losses(register):
+            register("not_a_loss", dict)
+        """,
+        dist="wrongtype",
+        entry="wrongtype",
+        module="wrongtype_mod",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(PluginError, match=r"plugin 'wrongtype'.*not_a_loss.*subclass of GuidanceLoss"):
+        fresh_plugins.registry()
+
+
+def test_misspelled_hookimpl_fails_loudly(tmp_path, monkeypatch, fresh_plugins):
+    write_distribution(
+        tmp_path,
+        """
+        import fastvmt
+
+        @fastvmt.hookimpl
+        def fastvmt_register_schedulerz(register):
+            pass
+        """,
+        dist="typo",
+        entry="typo",
+        module="typo_mod",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(pluggy.PluginValidationError, match="fastvmt_register_schedulerz"):
+        fresh_plugins.plugin_manager()
+
+
+def test_plugin_import_error_names_the_plugin(tmp_path, monkeypatch, fresh_plugins):
+    write_distribution(tmp_path, "raise ImportError('needs foo')", dist="broken", entry="broken", module="broken_mod")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(PluginError, match=r"plugin 'broken'.*needs foo"):
+        fresh_plugins.registry()
+
+
+def test_unknown_name_lists_available(fresh_plugins):
+    with pytest.raises(LookupError, match=r"unknown backend 'nope'; available: .*reference"):
+        fresh_plugins.get("backend", "nope")
+
+
+def test_import_is_light_and_fast():
+    code = (
+        "import sys, time; t = time.perf_counter(); import fastvmt; dt = time.perf_counter() - t; "
+        "print(dt, [m for m in ('torch', 'diffsynth', 'triton') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split(" ", 1)
+    assert out[1].strip() == "[]"
+    assert float(out[0]) < 2.0
+
+
+def test_version_cli():
+    out = subprocess.run([sys.executable, "-m", "fastvmt", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"fastvmt {fastvmt.__version__}"
