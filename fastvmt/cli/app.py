@@ -1,4 +1,4 @@
-"""The ``fastvmt`` command line."""
+"""The typer application and its global options."""
 
 from __future__ import annotations
 
@@ -30,18 +30,3 @@ def _root(
     ),
 ) -> None:
     """Training-free video motion transfer on video diffusion transformers."""
-
-
-@app.command()
-def plugins() -> None:
-    """List every registered component: kind, name and the plugin that provided it."""
-    from fastvmt import plugins as registry
-
-    rows = [(r.kind, r.name, r.plugin) for r in registry.registry().registrations()]
-    widths = [max(len(row[i]) for row in rows + [("kind", "name", "plugin")]) for i in range(3)]
-    for row in [("kind", "name", "plugin"), *rows]:
-        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
-
-
-def main() -> None:
-    app()

@@ -1,0 +1,10 @@
+"""The ``fastvmt`` command line: one module per group of commands, all on one typer app."""
+
+from fastvmt.cli.app import app
+from fastvmt.cli import listings  # noqa: F401  (registers commands)
+
+__all__ = ["app", "main"]
+
+
+def main() -> None:
+    app()
