@@ -77,13 +77,15 @@ class MotionField:
     """Motion of a video as displacements between frame pairs.
 
     ``displacement[n, s]`` is the (d_row, d_col) flow, in tokens, of query token ``s`` (raster order) of frame
-    ``pairs[n, 0]`` towards frame ``pairs[n, 1]``. Windowed extractors also give the windows' top-left corners
-    ``starts`` (n, tiles, 2) and the mean key of each window ``key_means`` (n, tiles, d).
+    ``pairs[n, 0]`` towards frame ``pairs[n, 1]``. ``span`` is the temporal span sf of forward pairs
+    (``0 <= j - i < span``); with all ordered pairs it is the frame count. Windowed extractors also give the windows' top-left corners ``starts``
+    (n, tiles, 2) and the mean key of each window ``key_means`` (n, tiles, d).
     """
 
     displacement: Float[Tensor, "n s 2"]
     pairs: Int[Tensor, "n 2"]
     grid: TokenGrid
+    span: int
     key_means: Float[Tensor, "n p d"] | None = None
     starts: Int[Tensor, "n p 2"] | None = None
 
@@ -100,7 +102,8 @@ class LossValue:
 class InnerStep:
     """Where the optimisation is, for a :class:`GradientScheduler` to decide compute vs reuse.
 
-    ``losses`` holds the loss of every computed gradient so far in this outer step, in order.
+    ``losses`` holds the loss of every gradient computed so far in this outer step, in order; ``reused``
+    counts the iterations in a row, just before this one, that reused the cached gradient.
     """
 
     outer_step: int
@@ -108,6 +111,7 @@ class InnerStep:
     inner: int
     num_inner: int
     losses: tuple[float, ...] = ()
+    reused: int = 0
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,9 @@ class StepState:
 
 class MotionExtractor(ABC):
     """Turns captured attention features into a :class:`MotionField`."""
+
+    def check(self, grid: TokenGrid) -> None:
+        """Raise ``ValueError`` if this extractor cannot run on ``grid`` (called before any heavy work)."""
 
     def fit(self, reference: AttentionFeatures) -> Any:
         """Derive state from the reference features (channel masks, indices, ...); none by default."""
