@@ -1,0 +1,91 @@
+"""Gradient schedulers: which denoising steps are guided, and compute-vs-reuse per inner iteration.
+
+All are pure rules over step indices and the losses seen so far, so they are tested without a model.
+"""
+
+from __future__ import annotations
+
+from fastvmt.interfaces import GradientScheduler, InnerStep
+
+__all__ = ["EveryIteration", "Interval", "LossPlateau", "WarmupInterval", "guided_step_count"]
+
+
+def guided_step_count(fraction: float, num_steps: int) -> int:
+    """How many leading steps ``fraction`` guides: ``round(fraction * num_steps)``, at least 1 if fraction > 0."""
+    if fraction <= 0:
+        return 0
+    return max(1, round(fraction * num_steps))
+
+
+class _FirstFraction(GradientScheduler):
+    """Guides the first ``guided_fraction`` of the denoising steps (the spec's 20%)."""
+
+    def __init__(self, guided_fraction: float = 0.2):
+        if not 0.0 <= guided_fraction <= 1.0:
+            raise ValueError(f"guided_fraction must be in [0, 1], got {guided_fraction}")
+        self.guided_fraction = guided_fraction
+
+    def is_guided(self, step: int, num_steps: int) -> bool:
+        return step < guided_step_count(self.guided_fraction, num_steps)
+
+
+class EveryIteration(_FirstFraction):
+    """Computes a fresh gradient at every inner iteration (DiTFlow)."""
+
+    def should_compute(self, inner: InnerStep) -> bool:
+        return True
+
+
+class Interval(_FirstFraction):
+    """Computes at iterations ``j % every == 0`` and reuses in between (FastVMT: every 3, 4 of 10 computed)."""
+
+    def __init__(self, every: int = 3, guided_fraction: float = 0.2):
+        super().__init__(guided_fraction)
+        if every < 1:
+            raise ValueError(f"interval 'every' must be >= 1, got {every}")
+        self.every = every
+
+    def should_compute(self, inner: InnerStep) -> bool:
+        return inner.inner % self.every == 0
+
+
+class WarmupInterval(Interval):
+    """Computes every iteration for the first ``warmup`` iterations, then every ``every``-th.
+
+    Rationale: the first iterations of a guided step move the latent most (a fresh optimiser, the largest
+    learning rate, the largest loss), so a cached gradient goes stale fastest there; later iterations make small
+    refinements where reuse costs little. With ``warmup=2, every=4`` it computes 4 of 10 gradients, like
+    ``interval(3)``, but spends them where they matter.
+    """
+
+    def __init__(self, warmup: int = 2, every: int = 4, guided_fraction: float = 0.2):
+        super().__init__(every, guided_fraction)
+        if warmup < 1:
+            raise ValueError(f"warmup must be >= 1, got {warmup}")
+        self.warmup = warmup
+
+    def should_compute(self, inner: InnerStep) -> bool:
+        return inner.inner < self.warmup or (inner.inner - self.warmup) % self.every == 0
+
+
+class LossPlateau(_FirstFraction):
+    """Reuses the cached gradient while the loss is on a plateau; recomputes while it moves.
+
+    Rationale: a cached gradient stays a good direction while the loss landscape under the latent changes
+    little. The first two iterations compute (two losses are needed to see movement); afterwards, if the last
+    two computed losses differ by more than ``rtol`` (relative) the optimisation is moving fast and the next
+    iteration recomputes, otherwise it reuses, for at most ``max_reuse`` iterations in a row.
+    """
+
+    def __init__(self, rtol: float = 0.02, max_reuse: int = 3, guided_fraction: float = 0.2):
+        super().__init__(guided_fraction)
+        if rtol < 0 or max_reuse < 0:
+            raise ValueError(f"rtol and max_reuse must be >= 0, got {rtol}, {max_reuse}")
+        self.rtol = rtol
+        self.max_reuse = max_reuse
+
+    def should_compute(self, inner: InnerStep) -> bool:
+        if len(inner.losses) < 2 or inner.reused >= self.max_reuse:
+            return True
+        previous, last = inner.losses[-2:]
+        return abs(last - previous) > self.rtol * max(abs(previous), 1e-12)
