@@ -1,0 +1,172 @@
+"""FLOPs of one Wan2.1 DiT pass (diffsynth's ``WanModel`` run by ``model_fn_wan_video``), by formula.
+
+Counted like ``torch.utils.flop_counter.FlopCounterMode``: matrix products only (linear layers, the patch
+convolution, attention as ``2 * m * n * k`` per product); norms, RoPE, modulation and other elementwise work are
+not counted. With ``L`` video tokens, ``C`` text tokens, width ``d``, FFN width ``f``, a block's forward is::
+
+    self-attention  q, k, v, o projections  4 * 2*L*d*d      scores and weighted sum  2 * 2*L*L*d
+    cross-attention q, o projections        2 * 2*L*d*d      k, v of the text         2 * 2*C*d*d
+                    scores and weighted sum 2 * 2*L*C*d
+    feed-forward                            2 * 2*L*d*f
+
+The guidance backward takes gradients w.r.t. the latents only (frozen weights): each linear layer on the token
+path costs its forward again (input gradient only), fused attention costs 5 products (scores recomputed,
+dS, dV, dQ, dK: 2.5x its forward), and nothing flows into the text or timestep embeddings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["WAN_CONFIGS", "Depth", "TokenCounts", "WanConfig", "backward_flops", "forward_flops", "video_tokens"]
+
+
+@dataclass(frozen=True)
+class WanConfig:
+    """Sizes of a Wan2.1 text-to-video DiT (ALGORITHM.md section 5)."""
+
+    name: str
+    dim: int
+    ffn_dim: int
+    heads: int
+    head_dim: int
+    layers: int
+    in_channels: int = 16
+    out_channels: int = 16
+    patch: tuple[int, int, int] = (1, 2, 2)
+    text_dim: int = 4096
+    text_tokens: int = 512
+    freq_dim: int = 256
+
+    def __post_init__(self) -> None:
+        if self.heads * self.head_dim != self.dim:
+            raise ValueError(f"{self.name}: heads * head_dim must equal dim, got {self.heads}*{self.head_dim}")
+
+
+WAN_CONFIGS = {
+    "1.3B": WanConfig("Wan2.1-T2V-1.3B", dim=1536, ffn_dim=8960, heads=12, head_dim=128, layers=30),
+    "14B": WanConfig("Wan2.1-T2V-14B", dim=5120, ffn_dim=13824, heads=40, head_dim=128, layers=40),
+}
+
+
+@dataclass(frozen=True)
+class TokenCounts:
+    """The DiT token grid of one video: ``frames x height x width`` latent patches."""
+
+    frames: int
+    height: int
+    width: int
+
+    @property
+    def per_frame(self) -> int:
+        return self.height * self.width
+
+    @property
+    def total(self) -> int:
+        return self.frames * self.height * self.width
+
+
+def video_tokens(num_frames: int, height: int, width: int) -> TokenCounts:
+    """Token grid of a ``num_frames x height x width`` pixel video (VAE 4x temporal, 8x spatial; patch 1x2x2)."""
+    if num_frames < 1 or (num_frames - 1) % 4:
+        raise ValueError(f"Wan needs 4k+1 frames, got {num_frames}; use {4 * ((num_frames - 1) // 4) + 5} or fewer")
+    if height % 16 or width % 16 or height <= 0 or width <= 0:
+        raise ValueError(f"height and width must be positive multiples of 16, got {height}x{width}")
+    return TokenCounts((num_frames - 1) // 4 + 1, height // 16, width // 16)
+
+
+@dataclass(frozen=True)
+class Depth:
+    """How far a pass runs: ``blocks`` full DiT blocks, then either the output head or the q/k/v projections of
+    the next block (a forward pre-hook on its attention stops the pass there).
+    """
+
+    blocks: int
+    head: bool = False
+    stop_at_qkv: bool = False
+
+    def __post_init__(self) -> None:
+        if self.blocks < 0:
+            raise ValueError(f"blocks must be >= 0, got {self.blocks}")
+        if self.head and self.stop_at_qkv:
+            raise ValueError("a pass ends either with the head or at the next block's q/k/v, not both")
+
+    @classmethod
+    def full(cls, config: WanConfig) -> Depth:
+        """Every block and the head: a denoising velocity."""
+        return cls(config.layers, head=True)
+
+    @classmethod
+    def until_qk(cls, block: int) -> Depth:
+        """Blocks ``0..block-1``, then ``block``'s q/k/v projections: the early exit at a block's features."""
+        return cls(block, stop_at_qkv=True)
+
+    @classmethod
+    def through_blocks(cls, blocks: int) -> Depth:
+        """The first ``blocks`` blocks, no head (the official release's guidance forward: 20 blocks)."""
+        return cls(blocks)
+
+    def check(self, config: WanConfig) -> None:
+        limit = config.layers - 1 if self.stop_at_qkv else config.layers
+        if self.blocks > limit:
+            raise ValueError(f"{config.name} has {config.layers} blocks; {self} runs past them")
+
+
+def _linear(tokens: int, fan_in: int, fan_out: int) -> int:
+    return 2 * tokens * fan_in * fan_out
+
+
+def _attention(queries: int, keys: int, width: int) -> int:
+    return 2 * 2 * queries * keys * width
+
+
+def _block_forward(config: WanConfig, tokens: int) -> int:
+    d, c = config.dim, config.text_tokens
+    self_attention = 4 * _linear(tokens, d, d) + _attention(tokens, tokens, d)
+    cross_attention = 2 * _linear(tokens, d, d) + 2 * _linear(c, d, d) + _attention(tokens, c, d)
+    return self_attention + cross_attention + 2 * _linear(tokens, d, config.ffn_dim)
+
+
+def _block_backward(config: WanConfig, tokens: int) -> int:
+    d, c = config.dim, config.text_tokens
+    self_attention = 4 * _linear(tokens, d, d) + 5 * _attention(tokens, tokens, d) // 2
+    cross_attention = 2 * _linear(tokens, d, d) + 5 * _attention(tokens, c, d) // 2
+    return self_attention + cross_attention + 2 * _linear(tokens, d, config.ffn_dim)
+
+
+def _patch_embedding(config: WanConfig, tokens: int) -> int:
+    kernel = config.patch[0] * config.patch[1] * config.patch[2]
+    return _linear(tokens, config.in_channels * kernel, config.dim)
+
+
+def forward_flops(config: WanConfig, grid: TokenCounts, depth: Depth) -> int:
+    """FLOPs of one forward pass of batch 1 up to ``depth`` (timestep, text and patch embeddings included)."""
+    depth.check(config)
+    d, n = config.dim, grid.total
+    embeddings = (
+        _linear(1, config.freq_dim, d) + _linear(1, d, d) + _linear(1, d, 6 * d)  # timestep MLP + modulation
+        + _linear(config.text_tokens, config.text_dim, d) + _linear(config.text_tokens, d, d)  # text MLP
+        + _patch_embedding(config, n)
+    )
+    total = embeddings + depth.blocks * _block_forward(config, n)
+    if depth.head:
+        total += _linear(n, d, config.out_channels * config.patch[0] * config.patch[1] * config.patch[2])
+    if depth.stop_at_qkv:
+        total += 3 * _linear(n, d, d)
+    return total
+
+
+def backward_flops(config: WanConfig, grid: TokenCounts, depth: Depth) -> int:
+    """FLOPs of the gradient w.r.t. the latents of a scalar of ``depth``'s output (frozen weights).
+
+    For ``Depth.until_qk(b)`` the scalar depends on block ``b``'s q and k (not v): their projections, blocks
+    ``0..b-1`` and the patch embedding are differentiated.
+    """
+    depth.check(config)
+    d, n = config.dim, grid.total
+    total = _patch_embedding(config, n) + depth.blocks * _block_backward(config, n)
+    if depth.head:
+        total += _linear(n, d, config.out_channels * config.patch[0] * config.patch[1] * config.patch[2])
+    if depth.stop_at_qkv:
+        total += 2 * _linear(n, d, d)
+    return total

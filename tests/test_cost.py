@@ -1,0 +1,182 @@
+"""The FLOP cost model against torch's FlopCounterMode, diffsynth's scheduler and the spec's counts."""
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
+
+from fastvmt.costmodel import (
+    RECIPES,
+    AMFConfig,
+    Depth,
+    Sampling,
+    TokenCounts,
+    WanConfig,
+    WAN_CONFIGS,
+    amf_flops,
+    backward_flops,
+    forward_flops,
+    pair_count,
+    run_cost,
+    steps_run,
+    video_tokens,
+)
+
+aten = torch.ops.aten
+# CPU SDPA runs a kernel FlopCounterMode has no formula for; count it with torch's own SDPA formulas.
+CPU_SDPA = {
+    aten._scaled_dot_product_flash_attention_for_cpu: lambda q, k, v, *a, out_shape=None, **kw: sdpa_flop_count(
+        q, k, v
+    ),
+    aten._scaled_dot_product_flash_attention_for_cpu_backward: (
+        lambda g, q, k, v, *a, out_shape=None, **kw: sdpa_backward_flop_count(g, q, k, v)
+    ),
+}
+
+TINY = WanConfig("tiny", dim=96, ffn_dim=160, heads=4, head_dim=24, layers=5, text_dim=32, text_tokens=7, freq_dim=16)
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def tiny_wan():
+    from diffsynth.models.wan_video_dit import WanModel
+
+    torch.manual_seed(0)
+    model = WanModel(
+        dim=TINY.dim, in_dim=16, ffn_dim=TINY.ffn_dim, out_dim=16, text_dim=TINY.text_dim, freq_dim=TINY.freq_dim,
+        eps=1e-6, patch_size=(1, 2, 2), num_heads=TINY.heads, num_layers=TINY.layers, has_image_input=False,
+    )
+    return model.eval().requires_grad_(False)
+
+
+def _run(model, latents, hook_block=None, stop_after_block=None):
+    """model_fn_wan_video on ``latents``; captures block ``hook_block``'s q/k and stops there or later."""
+    from diffsynth.pipelines.wan_video import model_fn_wan_video
+
+    captured, handles = {}, []
+    if hook_block is not None:
+
+        def capture(module, args):
+            captured["q"], captured["k"] = args[0], args[1]
+            if stop_after_block is None:
+                raise _Stop
+
+        handles.append(model.blocks[hook_block].self_attn.attn.register_forward_pre_hook(capture))
+    if stop_after_block is not None:
+
+        def stop(module, args, output):
+            raise _Stop
+
+        handles.append(model.blocks[stop_after_block - 1].register_forward_hook(stop))
+    context = torch.randn(1, TINY.text_tokens, TINY.text_dim)
+    try:
+        out = model_fn_wan_video(dit=model, latents=latents, timestep=torch.tensor([500.0]), context=context)
+    except _Stop:
+        out = None
+    finally:
+        for handle in handles:
+            handle.remove()
+    return out, captured
+
+
+def _counted(fn):
+    with FlopCounterMode(display=False, custom_mapping=CPU_SDPA) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+@pytest.mark.parametrize("frames,height,width", [(3, 8, 12), (2, 6, 10)])
+def test_dit_forward_and_backward_match_flop_counter(tiny_wan, frames, height, width):
+    grid = TokenCounts(frames, height // 2, width // 2)
+    latents = torch.randn(1, 16, frames, height, width)
+
+    measured = _counted(lambda: _run(tiny_wan, latents))
+    assert forward_flops(TINY, grid, Depth.full(TINY)) == pytest.approx(measured, rel=0.05)
+
+    latents.requires_grad_(True)
+    state = {}
+    measured = _counted(lambda: state.update(_run(tiny_wan, latents, hook_block=2)[1]))
+    assert forward_flops(TINY, grid, Depth.until_qk(2)) == pytest.approx(measured, rel=0.05)
+    measured = _counted(lambda: (state["q"] * state["k"]).sum().backward())
+    assert backward_flops(TINY, grid, Depth.until_qk(2)) == pytest.approx(measured, rel=0.05)
+    assert latents.grad is not None and latents.grad.abs().sum() > 0
+
+    # The release's guidance forward: 4 full blocks run although the features come from block 2.
+    measured = _counted(lambda: _run(tiny_wan, latents.detach(), hook_block=2, stop_after_block=4))
+    assert forward_flops(TINY, grid, Depth.through_blocks(4)) == pytest.approx(measured, rel=0.05)
+
+
+def test_dense_amf_matches_flop_counter_on_reference_backend():
+    from fastvmt.backends.reference import ReferenceBackend
+
+    f, h, w, d = 3, 4, 6, 24
+    gen = torch.Generator().manual_seed(0)
+    q = torch.randn(f, h, w, d, generator=gen, requires_grad=True)
+    k = torch.randn(f, h, w, d, generator=gen, requires_grad=True)
+    pairs = torch.tensor([(i, j) for i in range(f) for j in range(f)])
+    config = WanConfig("amf", dim=d, ffn_dim=1, heads=1, head_dim=d, layers=1)
+    expected = amf_flops(AMFConfig("dense", pairs="all"), config, TokenCounts(f, h, w))
+
+    out = {}
+    measured_forward = _counted(lambda: out.update(pos=ReferenceBackend().dense_positions(q, k, pairs, 0.2)))
+    measured_backward = _counted(lambda: out["pos"].square().sum().backward())
+    assert expected.forward == pytest.approx(measured_forward, rel=0.05)
+    assert expected.backward == pytest.approx(measured_backward, rel=0.05)
+
+
+def test_strength_semantics_follow_diffsynth_scheduler():
+    from diffsynth.diffusion.flow_match import FlowMatchScheduler
+
+    for strength in (1.0, 0.75, 0.3):
+        sigmas, _ = FlowMatchScheduler.set_timesteps_wan(num_inference_steps=50, denoising_strength=strength, shift=7.0)
+        assert steps_run(Sampling(num_steps=50), strength) == len(sigmas)
+    assert steps_run(Sampling(num_steps=50, strength_semantics="truncate"), 0.75) == 37
+
+
+def test_run_counts_follow_the_spec():
+    grid = video_tokens(81, 480, 832)
+    assert (grid.frames, grid.height, grid.width) == (21, 30, 52)
+    assert pair_count(21, "forward", 4) == 78
+    assert pair_count(21, "all", 4) == 441
+
+    fastvmt = run_cost(RECIPES["fastvmt"], WAN_CONFIGS["14B"], grid)
+    release = run_cost(RECIPES["fastvmt-release"], WAN_CONFIGS["14B"], grid)
+    ditflow = run_cost(RECIPES["ditflow"], WAN_CONFIGS["14B"], grid)
+    assert (fastvmt.steps, fastvmt.guided, fastvmt.gradients, fastvmt.reference_passes) == (50, 10, 40, 10)
+    assert (ditflow.guided, ditflow.gradients, ditflow.reference_passes) == (10, 50, 1)
+    # Early exit changes the forwards only; the backward starts from block 14's q/k in both.
+    assert release.phases["guidance backward"] == fastvmt.phases["guidance backward"]
+    assert release.phases["guidance forward"] > fastvmt.phases["guidance forward"]
+    assert release.phases["denoising (CFG)"] == fastvmt.phases["denoising (CFG)"] == ditflow.phases["denoising (CFG)"]
+    # Dense all-pairs AMF over concatenated heads costs far more than windowed forward pairs.
+    assert ditflow.phases["AMF ops"] > 100 * fastvmt.phases["AMF ops"]
+
+
+def test_windowed_amf_is_cheaper_than_dense_and_equal_when_window_covers_frame():
+    config = WAN_CONFIGS["1.3B"]
+    grid = video_tokens(81, 480, 832)
+    dense = amf_flops(AMFConfig("dense"), config, grid)
+    windowed = amf_flops(AMFConfig("windowed"), config, grid)
+    assert windowed.forward < dense.forward / 2
+    small = TokenCounts(5, 6, 8)
+    covering = amf_flops(AMFConfig("windowed", tile=(1, 1), window=8), config, small)
+    assert covering.backward > amf_flops(AMFConfig("dense"), config, small).backward  # plus key means
+
+
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: video_tokens(32, 480, 832), "4k\\+1"),
+        (lambda: video_tokens(33, 480, 830), "multiples of 16"),
+        (lambda: forward_flops(TINY, TokenCounts(1, 2, 2), Depth.until_qk(5)), "runs past"),
+        (lambda: amf_flops(AMFConfig("windowed", tile=(4, 4)), TINY, TokenCounts(3, 30, 52)), "does not divide"),
+        (lambda: AMFConfig("dense", span=0), ">= 1"),
+        (lambda: RECIPES["fastvmt"].__class__(**{**RECIPES["fastvmt"].__dict__, "guidance_forward": "blocks:3"}),
+         "blocks:N"),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
