@@ -38,3 +38,8 @@ def fastvmt_register_backbones(register):
 @hookspec
 def fastvmt_register_backends(register):
     """Register AMF backends: ``register(name, AMFBackendSubclass)``."""
+
+
+@hookspec
+def fastvmt_register_trackers(register):
+    """Register point trackers for the metrics: ``register(name, TrackerSubclass)``."""

@@ -25,12 +25,13 @@ __all__ = ["KINDS", "PluginError", "Registration", "Registry", "get", "names", "
 
 ENTRY_POINT_GROUP = "fastvmt"
 ENV_LOAD_PLUGINS = "FASTVMT_LOAD_PLUGINS"
-BUILTIN_PLUGINS = ("fastvmt.backends.plugin",)
+BUILTIN_PLUGINS = ("fastvmt.backends.plugin", "fastvmt.metrics.plugin")
 
 
 def _base_types() -> dict[str, type]:
     from fastvmt.backends.base import AMFBackend
     from fastvmt.interfaces import Backbone, GradientScheduler, GuidanceLoss, MotionExtractor
+    from fastvmt.metrics.trackers.base import Tracker
     from fastvmt.strategies.spec import Strategy
 
     return {
@@ -40,6 +41,7 @@ def _base_types() -> dict[str, type]:
         "scheduler": GradientScheduler,
         "backbone": Backbone,
         "backend": AMFBackend,
+        "tracker": Tracker,
     }
 
 
@@ -51,6 +53,7 @@ KINDS = {
     "scheduler": "fastvmt_register_schedulers",
     "backbone": "fastvmt_register_backbones",
     "backend": "fastvmt_register_backends",
+    "tracker": "fastvmt_register_trackers",
 }
 
 

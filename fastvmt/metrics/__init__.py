@@ -1,0 +1,25 @@
+"""Evaluation metrics of motion transfer: tracklet motion fidelity (trackers are plugins)."""
+
+from fastvmt.metrics.motion_fidelity import (
+    MotionFidelity,
+    best_match_scores,
+    evaluate_motion_fidelity,
+    motion_fidelity,
+    query_grid,
+    tracklet_similarity,
+)
+from fastvmt.metrics.trackers import Tracker, Tracks
+from fastvmt.metrics.video import as_uint8_video, read_video
+
+__all__ = [
+    "MotionFidelity",
+    "Tracker",
+    "Tracks",
+    "as_uint8_video",
+    "best_match_scores",
+    "evaluate_motion_fidelity",
+    "motion_fidelity",
+    "query_grid",
+    "read_video",
+    "tracklet_similarity",
+]
