@@ -43,7 +43,7 @@ __all__ = [
 
 Direction = Literal["both", "gen_to_ref", "ref_to_gen"]
 Diagonal = Literal["keep", "exclude", "release"]
-VideoLike = Shaped[np.ndarray, "t ..."] | Shaped[Tensor, "t ..."]
+VideoLike = Shaped[np.ndarray, "_t ..."] | Shaped[Tensor, "_t ..."]
 
 
 def query_grid(height: int, width: int, grid: int) -> Float[np.ndarray, "n 2"]:
