@@ -82,14 +82,27 @@ def test_same_video_scores_highest_and_reversed_motion_scores_low():
     transfer = motion_fidelity(video, same_motion_other_look, **kwargs)
     reversed_score = motion_fidelity(video, reversed_motion, **kwargs)
     other = motion_fidelity(video, other_motion, **kwargs)
+    assert self_score == pytest.approx(1.0, abs=1e-3)
     assert self_score >= max(transfer, reversed_score, other)
-    assert transfer > 0.8  # below 1 only through points that leave the frame (their later steps count as 0)
+    assert transfer > 0.95
     assert reversed_score < transfer - 0.4
-    assert other < transfer - 0.3
-    # A steady translation played backwards moves against the reference at every step: a negative score (not
-    # -1: tracks that leave the frame early carry little motion and are every tracklet's least-bad match).
+    assert other < transfer - 0.4
+    # A steady translation played backwards moves against the reference at every step.
     steady = translating_video(texture(2), path([(1.2, 0.5)] * 6))
-    assert motion_fidelity(steady, steady[::-1].copy(), **kwargs) < 0.0 < 0.8 < motion_fidelity(steady, steady, **kwargs)
+    assert motion_fidelity(steady, steady[::-1].copy(), **kwargs) < -0.9
+
+
+def test_incomplete_tracklets_are_dropped_or_zeroed():
+    steady = translating_video(texture(2), path([(1.2, 0.5)] * 6))
+    backwards = steady[::-1].copy()
+    dropped = evaluate_motion_fidelity(steady, backwards, grid=12)
+    zeroed = evaluate_motion_fidelity(steady, backwards, grid=12, incomplete="zero")
+    assert dropped.reference_tracklets < 144 and zeroed.reference_tracklets == 144  # border points leave
+    # Kept, a lost tracklet correlates ~0 with everything and becomes the best match of wrong-way tracklets.
+    assert zeroed.score > dropped.score + 0.5
+    blank = np.zeros((4, 32, 32, 3), np.uint8)  # no texture: LK loses every point
+    with pytest.raises(ValueError, match="lost every point"):
+        motion_fidelity(blank, blank, grid=4)
 
 
 def test_float_tensor_videos_give_the_uint8_score():
@@ -115,6 +128,8 @@ def test_similarity_directions_and_diagonal_options():
     gen_to_ref, ref_to_gen = best_match_scores(similarity)
     assert gen_to_ref == pytest.approx((1.0 + 0.5 + 0.0) / 3)
     assert ref_to_gen == pytest.approx((1.0 + 0.5) / 2)
+    kept = best_match_scores(similarity, generated_kept=np.array([False, True, True]))
+    assert kept == pytest.approx(((0.5 + 0.0) / 2, (0.5 + 0.5) / 2))
     square = tracklet_similarity(reference, reference)
     assert best_match_scores(square, diagonal="exclude") == pytest.approx((0.0, 0.0))
     assert best_match_scores(square, diagonal="release") == pytest.approx((0.0, 0.0))

@@ -89,12 +89,16 @@ def test_predictor_gets_the_checkpoint_video_and_queries(fake_cotracker, checkpo
     torch.testing.assert_close(queries, torch.tensor([[[0.0, 3.0, 5.0], [0.0, 20.5, 7.25]]]))  # (t, x, y)
     expected = points[:, None, :] + np.arange(4)[None, :, None] * np.array(VELOCITY)
     np.testing.assert_allclose(tracks.positions, expected)
-    assert tracks.valid.shape == (2, 4) and not tracks.valid[0, -1] and tracks.valid[1].all()
+    assert tracks.valid.all()  # occluded positions are estimates too: they count unless use_visibility
+    visible_only = CoTrackerTracker(checkpoint=checkpoint, use_visibility=True).track(video, points)
+    assert visible_only.valid.shape == (2, 4) and not visible_only.valid[0, -1] and visible_only.valid[1].all()
 
 
 def test_motion_fidelity_runs_through_the_registered_tracker(fake_cotracker, checkpoint):
     video = np.zeros((5, 32, 48, 3), np.uint8)
-    score = motion_fidelity(video, video, tracker="cotracker", grid=4, tracker_options={"checkpoint": checkpoint})
+    options = {"checkpoint": checkpoint, "use_visibility": True}
+    score = motion_fidelity(video, video, tracker="cotracker", grid=4, incomplete="zero", tracker_options=options)
     # Every point moves with the same velocity; point 0's last step is invisible in both videos.
     n, steps = 16, 4
     assert score == pytest.approx(((n - 1) * 1.0 + (steps - 1) / steps) / n)
+    assert motion_fidelity(video, video, tracker="cotracker", grid=4, tracker_options=options) == pytest.approx(1.0)

@@ -5,8 +5,13 @@ The tracklet score of Yatim et al., "Space-Time Diffusion Features for Zero-Shot
 
 1. Query points: a ``grid x grid`` lattice on frame 0 of each video (``x = linspace(W/64, W-1-W/64, grid)``,
    likewise ``y``; raster order), tracked through every frame by a registered tracker (``lk`` or ``cotracker``).
-2. Per-step displacements ``v_k = p_{k+1} - p_k`` (``k < T-1``), normalised to unit length. A step counts as
-   zero (no direction) when either end is invalid (lost or occluded) or it is not longer than ``min_motion`` px.
+2. Per-step displacements ``v_k = p_{k+1} - p_k`` (``k < T-1``), normalised to unit length. A step not longer
+   than ``min_motion`` px counts as zero (no direction).
+   Tracklets the tracker lost in some frame (a point that left the frame or failed LK's forward-backward check)
+   are, with ``incomplete="drop"`` (default), left out of both the averages and the candidate matches; with
+   ``incomplete="zero"`` they stay and their invalid steps count as zero. (Dropping matters: a tracklet with
+   few counted steps correlates ~0 with everything and would be every tracklet's best match when all others
+   move the wrong way.)
 3. Similarity of reference tracklet ``i`` and generated tracklet ``j``: the mean over steps of the dot
    products of their unit displacements, ``C[i, j] = 1/(T-1) * sum_k <u_i,k, u~_j,k>``, in ``[-1, 1]``.
 4. Best-match averages: ``gen_to_ref = mean_j max_i C[i, j]`` (each generated tracklet's best reference match;
@@ -26,7 +31,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
-from jaxtyping import Float, Shaped
+from jaxtyping import Bool, Float, Shaped
 from torch import Tensor
 
 from fastvmt.metrics.trackers.base import Tracker, Tracks
@@ -43,6 +48,7 @@ __all__ = [
 
 Direction = Literal["both", "gen_to_ref", "ref_to_gen"]
 Diagonal = Literal["keep", "exclude", "release"]
+Incomplete = Literal["drop", "zero"]
 VideoLike = Shaped[np.ndarray, "_t ..."] | Shaped[Tensor, "_t ..."]
 
 
@@ -77,9 +83,16 @@ def tracklet_similarity(reference: Tracks, generated: Tracks, *, min_motion: flo
 
 
 def best_match_scores(
-    similarity: Float[np.ndarray, "n m"], *, diagonal: Diagonal = "keep"
+    similarity: Float[np.ndarray, "n m"],
+    *,
+    diagonal: Diagonal = "keep",
+    reference_kept: Bool[np.ndarray, " n"] | None = None,
+    generated_kept: Bool[np.ndarray, " m"] | None = None,
 ) -> tuple[float, float]:
-    """``(gen_to_ref, ref_to_gen)`` best-match averages of a similarity matrix (module docstring, step 4)."""
+    """``(gen_to_ref, ref_to_gen)`` best-match averages of a similarity matrix (module docstring, step 4).
+
+    ``reference_kept`` / ``generated_kept`` select the tracklets that take part (rows / columns; all by default).
+    """
     if diagonal not in ("keep", "exclude", "release"):
         raise ValueError(f"diagonal must be 'keep', 'exclude' or 'release', got {diagonal!r}")
     matrix = np.array(similarity, dtype=np.float64)
@@ -87,12 +100,32 @@ def best_match_scores(
         if matrix.shape[0] != matrix.shape[1] or matrix.shape[0] < 2:
             raise ValueError(f"diagonal={diagonal!r} needs the same grid (>= 2 points) in both videos")
         np.fill_diagonal(matrix, -np.inf if diagonal == "exclude" else np.diag(matrix) - 1.0)
+    rows = np.ones(matrix.shape[0], bool) if reference_kept is None else reference_kept
+    cols = np.ones(matrix.shape[1], bool) if generated_kept is None else generated_kept
+    matrix = matrix[rows][:, cols]
+    if matrix.size == 0 or (diagonal == "exclude" and min(matrix.shape) < 2):
+        raise ValueError("no tracklets left to match in one of the videos")
     return float(matrix.max(axis=0).mean()), float(matrix.max(axis=1).mean())
+
+
+def _kept(tracks: Tracks, incomplete: str, name: str) -> Bool[np.ndarray, " n"]:
+    if incomplete == "zero":
+        return np.ones(len(tracks.valid), dtype=bool)
+    complete = tracks.valid.all(axis=1)
+    if not complete.any():
+        raise ValueError(
+            f"the tracker lost every point of the {name} video before its last frame (valid positions: "
+            f"{tracks.valid_fraction:.0%}); use incomplete='zero' to score partial tracks, or another tracker"
+        )
+    return complete
 
 
 @dataclass(frozen=True)
 class MotionFidelity:
-    """A motion-fidelity evaluation: the score, both one-sided averages and how well tracking went."""
+    """A motion-fidelity evaluation: the score, both one-sided averages and how well tracking went.
+
+    ``*_valid`` is the share of valid (point, frame) positions; ``*_tracklets`` how many tracklets were scored.
+    """
 
     score: float
     gen_to_ref: float
@@ -104,6 +137,9 @@ class MotionFidelity:
     frames: int
     reference_valid: float
     generated_valid: float
+    incomplete: str
+    reference_tracklets: int
+    generated_tracklets: int
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -130,6 +166,7 @@ def evaluate_motion_fidelity(
     direction: Direction = "both",
     diagonal: Diagonal = "keep",
     min_motion: float = 0.0,
+    incomplete: Incomplete = "drop",
     tracker_options: Mapping[str, Any] | None = None,
 ) -> MotionFidelity:
     """Motion fidelity of ``generated`` to ``reference`` with the details (see the module docstring).
@@ -141,6 +178,8 @@ def evaluate_motion_fidelity(
         raise ValueError(f"direction must be 'both', 'gen_to_ref' or 'ref_to_gen', got {direction!r}")
     if diagonal not in ("keep", "exclude", "release"):
         raise ValueError(f"diagonal must be 'keep', 'exclude' or 'release', got {diagonal!r}")
+    if incomplete not in ("drop", "zero"):
+        raise ValueError(f"incomplete must be 'drop' or 'zero', got {incomplete!r}")
     if min_motion < 0:
         raise ValueError(f"min_motion must be >= 0 pixels, got {min_motion}")
     ref_video = as_uint8_video(reference, "reference video")
@@ -157,12 +196,16 @@ def evaluate_motion_fidelity(
     tracker_obj, tracker_name = _tracker(tracker, tracker_options)
     ref_tracks = tracker_obj.track(ref_video, ref_points)
     gen_tracks = tracker_obj.track(gen_video, gen_points)
+    ref_kept = _kept(ref_tracks, incomplete, "reference")
+    gen_kept = _kept(gen_tracks, incomplete, "generated")
     similarity = tracklet_similarity(ref_tracks, gen_tracks, min_motion=min_motion)
-    gen_to_ref, ref_to_gen = best_match_scores(similarity, diagonal=diagonal)
+    gen_to_ref, ref_to_gen = best_match_scores(
+        similarity, diagonal=diagonal, reference_kept=ref_kept, generated_kept=gen_kept
+    )
     score = {"both": (gen_to_ref + ref_to_gen) / 2, "gen_to_ref": gen_to_ref, "ref_to_gen": ref_to_gen}[direction]
     return MotionFidelity(
         score, gen_to_ref, ref_to_gen, direction, diagonal, tracker_name, grid, len(ref_video),
-        ref_tracks.valid_fraction, gen_tracks.valid_fraction,
+        ref_tracks.valid_fraction, gen_tracks.valid_fraction, incomplete, int(ref_kept.sum()), int(gen_kept.sum()),
     )
 
 
@@ -175,6 +218,7 @@ def motion_fidelity(
     direction: Direction = "both",
     diagonal: Diagonal = "keep",
     min_motion: float = 0.0,
+    incomplete: Incomplete = "drop",
     tracker_options: Mapping[str, Any] | None = None,
 ) -> float:
     """The motion-fidelity score in ``[-1, 1]`` (higher: the generated video moves like the reference).
@@ -183,5 +227,5 @@ def motion_fidelity(
     """
     return evaluate_motion_fidelity(
         reference, generated, tracker=tracker, grid=grid, direction=direction, diagonal=diagonal,
-        min_motion=min_motion, tracker_options=tracker_options,
+        min_motion=min_motion, incomplete=incomplete, tracker_options=tracker_options,
     ).score

@@ -4,7 +4,9 @@ Needs the ``cotracker`` package (installed from the facebookresearch/co-tracker 
 and a checkpoint file on disk, e.g. ``scaled_offline.pth``. The adapter builds
 ``cotracker.predictor.CoTrackerPredictor(checkpoint=PATH, **predictor_options)`` and calls it with the video as
 float ``(1, T, 3, H, W)`` in ``[0, 255]`` and the query points as ``(1, N, 3)`` rows ``(0, x, y)``; the predictor
-returns tracks ``(1, T, N, 2)`` in pixels and visibility ``(1, T, N)`` (or ``(1, T, N, 1)``).
+returns tracks ``(1, T, N, 2)`` in pixels and visibility ``(1, T, N)`` (or ``(1, T, N, 1)``). CoTracker estimates
+positions of occluded points too; like the released motion-fidelity evaluations, every position counts as valid
+unless ``use_visibility=True`` marks occluded ones invalid.
 """
 
 from __future__ import annotations
@@ -28,11 +30,12 @@ class CoTrackerTracker(Tracker):
         checkpoint: path of the CoTracker weights; required, fastvmt never downloads them.
         device: torch device to run on.
         predictor_options: extra keyword arguments of ``CoTrackerPredictor`` (e.g. ``window_len``).
+        use_visibility: mark positions the model predicts occluded as invalid.
     """
 
     def __init__(
         self, checkpoint: str | Path | None = None, device: str = "cpu",
-        predictor_options: Mapping[str, Any] | None = None,
+        predictor_options: Mapping[str, Any] | None = None, use_visibility: bool = False,
     ):
         if checkpoint is None:
             raise ValueError(
@@ -55,6 +58,7 @@ class CoTrackerTracker(Tracker):
         self._torch = torch
         self.device = torch.device(device)
         self.checkpoint = path
+        self.use_visibility = use_visibility
         self._predictor = CoTrackerPredictor(checkpoint=str(path), **dict(predictor_options or {}))
         self._predictor = self._predictor.to(self.device).eval()
 
@@ -71,4 +75,6 @@ class CoTrackerTracker(Tracker):
                                f"(1, {frames}, {len(points)}, 2)")
         positions = tracks[0].permute(1, 0, 2).double().cpu().numpy()
         valid = visibility.reshape(frames, len(points)).T.bool().cpu().numpy()
+        if not self.use_visibility:
+            valid = np.ones_like(valid)
         return Tracks(positions, valid)

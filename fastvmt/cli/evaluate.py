@@ -1,0 +1,172 @@
+"""Evaluation commands: ``fastvmt eval`` (motion fidelity of a video pair) and ``fastvmt bench cost``."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from fastvmt.cli.app import app
+
+bench_app = typer.Typer(help="Benchmarks and cost models.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+_USER_ERRORS = (ValueError, TypeError, LookupError, FileNotFoundError, ImportError)
+
+
+def _reported(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Input errors become ``error: ...`` on stderr with exit code 2, without a traceback."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except _USER_ERRORS as exc:
+            message = exc.args[0] if isinstance(exc, LookupError) and exc.args else exc
+            typer.echo(f"error: {message}", err=True)
+            raise typer.Exit(2) from None
+
+    return run
+
+
+def _options(pairs: list[str]) -> dict[str, Any]:
+    """``["checkpoint=/w/ct.pth", "window=15"]`` -> a dict; values parse as JSON when they can."""
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--tracker-option takes KEY=VALUE (e.g. checkpoint=/path/ct.pth), got {pair!r}")
+        try:
+            options[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            options[key.strip()] = raw
+    return options
+
+
+@app.command("eval")
+@_reported
+def evaluate(
+    reference: Path = typer.Argument(..., help="The reference (motion source) video."),
+    generated: Path = typer.Argument(..., help="The generated video, with the same number of frames."),
+    tracker: str = typer.Option("lk", help="Registered point tracker: lk (OpenCV, no weights) or cotracker."),
+    tracker_option: list[str] = typer.Option(
+        [], "--tracker-option", help="KEY=VALUE tracker option, repeatable (cotracker: checkpoint=PATH)."
+    ),
+    grid: int = typer.Option(55, help="Query points a side on frame 0 (grid x grid tracklets)."),
+    direction: str = typer.Option("both", help="both | gen_to_ref | ref_to_gen best-match averaging."),
+    diagonal: str = typer.Option("keep", help="keep | exclude | release: same-grid-point pairs."),
+    min_motion: float = typer.Option(0.0, help="Steps no longer than this (pixels) count as no motion."),
+    incomplete: str = typer.Option("drop", help="drop | zero: tracklets lost before the last frame."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Motion fidelity of GENERATED to REFERENCE: do their point tracks move alike? (-1 .. 1, higher is better)."""
+    from fastvmt.metrics import evaluate_motion_fidelity, read_video
+
+    result = evaluate_motion_fidelity(
+        read_video(reference), read_video(generated), tracker=tracker, grid=grid, direction=direction,
+        diagonal=diagonal, min_motion=min_motion, incomplete=incomplete, tracker_options=_options(tracker_option),
+    )
+    if as_json:
+        typer.echo(json.dumps({"reference": str(reference), "generated": str(generated), **result.to_dict()}))
+        return
+    typer.echo(f"motion fidelity: {result.score:.4f}  ({result.direction}; tracker {result.tracker}, "
+               f"grid {result.grid}x{result.grid}, {result.frames} frames, diagonal {result.diagonal})")
+    typer.echo(f"  generated->reference {result.gen_to_ref:.4f}   reference->generated {result.ref_to_gen:.4f}")
+    typer.echo(f"  valid track positions: reference {result.reference_valid:.1%}, generated "
+               f"{result.generated_valid:.1%}; tracklets scored ({result.incomplete} incomplete): reference "
+               f"{result.reference_tracklets}, generated {result.generated_tracklets}")
+
+
+def _valid_frames(frames: int) -> int:
+    """``frames`` rounded up to Wan's ``4k+1``."""
+    return frames if (frames - 1) % 4 == 0 else 4 * ((frames - 1) // 4 + 1) + 1
+
+
+@bench_app.command("cost")
+@_reported
+def cost(
+    backbone: list[str] = typer.Option(["1.3B", "14B"], help="Wan2.1 size(s): 1.3B, 14B."),
+    frames: list[int] = typer.Option(
+        [81, 32], help="Frame counts; a count that is not 4k+1 is rounded up (32 -> 33, what Wan would take)."
+    ),
+    height: int = typer.Option(480, help="Video height, pixels."),
+    width: int = typer.Option(832, help="Video width, pixels."),
+    strategy: list[str] = typer.Option([], help="Strategies to cost (default: all)."),
+    steps: int = typer.Option(50, help="Sampling steps."),
+    strength_semantics: str = typer.Option(
+        "diffsynth", help="diffsynth: all steps run at any strength; truncate: int(steps * strength) run."
+    ),
+    tflops: float = typer.Option(790.0, help="Sustained TFLOP/s for the time floor (H100 bf16: 790)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+) -> None:
+    """FLOPs of a whole guided generation per strategy, by phase, with ratios and an H100 time floor."""
+    from fastvmt.costmodel import PHASES, RECIPES, WAN_CONFIGS, Sampling, run_cost, video_tokens
+
+    unknown = [name for name in backbone if name not in WAN_CONFIGS]
+    if unknown:
+        raise ValueError(f"unknown backbone {unknown[0]!r}; available: {', '.join(WAN_CONFIGS)}")
+    names = strategy or list(RECIPES)
+    missing = [name for name in names if name not in RECIPES]
+    if missing:
+        raise ValueError(f"unknown strategy {missing[0]!r}; available: {', '.join(RECIPES)}")
+    sampling = Sampling(num_steps=steps, strength_semantics=strength_semantics)
+    baseline = "ditflow" if "ditflow" in names else names[0]
+    rows: list[dict[str, Any]] = []
+    for size in backbone:
+        for asked in frames:
+            grid = video_tokens(_valid_frames(asked), height, width)
+            costs = {name: run_cost(RECIPES[name], WAN_CONFIGS[size], grid, sampling) for name in names}
+            for name, run in costs.items():
+                rows.append({
+                    "backbone": size, "frames_asked": asked, "frames": _valid_frames(asked), "height": height,
+                    "width": width, "tokens": [grid.frames, grid.height, grid.width], "strategy": name,
+                    "steps": run.steps, "guided_steps": run.guided, "gradients": run.gradients,
+                    "reference_passes": run.reference_passes, "phases": run.phases, "total": run.total,
+                    "guidance": run.total - run.phases[PHASES[0]],
+                    f"speedup_vs_{baseline}": costs[baseline].total / run.total,
+                    f"guidance_speedup_vs_{baseline}": (costs[baseline].total - costs[baseline].phases[PHASES[0]])
+                    / max(run.total - run.phases[PHASES[0]], 1),
+                    "seconds_floor": run.seconds_at(tflops * 1e12),
+                })
+    if as_json:
+        typer.echo(json.dumps({"tflops": tflops, "strength_semantics": strength_semantics, "rows": rows}))
+        return
+    _print_cost_tables(rows, PHASES, baseline, tflops, strength_semantics)
+
+
+def _pflop(flops: int | float) -> str:
+    """FLOPs as PFLOP, two decimals, or scientific below 0.01."""
+    value = flops / 1e15
+    return f"{value:.2f}" if value >= 0.01 or value == 0 else f"{value:.1e}"
+
+
+def _print_cost_tables(rows: list[dict[str, Any]], phases: tuple[str, ...], baseline: str, tflops: float,
+                       strength_semantics: str) -> None:
+    from fastvmt.cli.listings import echo_table
+    from fastvmt.costmodel import RECIPES
+
+    typer.echo(f"PFLOP per whole generation (1 PFLOP = 1e15); time floor at {tflops:g} TFLOP/s; denoising strength "
+               f"semantics: {strength_semantics}. Matmul FLOPs (FlopCounterMode convention); VAE and text encoder "
+               "excluded. 'guidance' = total - denoising; 'guidance vs' compares it alone.")
+    for name in dict.fromkeys(row["strategy"] for row in rows):
+        typer.echo(f"  {name}: {RECIPES[name].summary}")
+    for key in dict.fromkeys((row["backbone"], row["frames_asked"]) for row in rows):
+        group = [row for row in rows if (row["backbone"], row["frames_asked"]) == key]
+        first = group[0]
+        note = "" if first["frames"] == first["frames_asked"] else f" (asked {first['frames_asked']}: Wan takes 4k+1)"
+        typer.echo(f"\nWan2.1 {first['backbone']}, {first['frames']} frames{note} at {first['height']}x"
+                   f"{first['width']}, tokens {'x'.join(map(str, first['tokens']))}")
+        header = ("strategy", "steps", "grads", *phases, "guidance", "total", f"vs {baseline}", "guidance vs",
+                  "floor s")
+        table = [
+            (row["strategy"], f"{row['steps']}/{row['guided_steps']}g", str(row["gradients"]),
+             *(_pflop(row["phases"][phase]) for phase in phases), _pflop(row["guidance"]), _pflop(row["total"]),
+             f"{row[f'speedup_vs_{baseline}']:.2f}x", f"{row[f'guidance_speedup_vs_{baseline}']:.2f}x",
+             f"{row['seconds_floor']:.1f}")
+            for row in group
+        ]
+        echo_table(header, table)

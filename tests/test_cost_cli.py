@@ -1,0 +1,66 @@
+"""``fastvmt bench cost``: the table and its JSON agree with the cost model."""
+
+import json
+
+from typer.testing import CliRunner
+
+from fastvmt.costmodel import RECIPES, WAN_CONFIGS, run_cost, video_tokens
+
+
+
+def commands_app():
+    """``eval`` and ``bench`` on a bare typer app.
+
+    The real app's ``--version`` callback is annotated ``bool`` but receives ``None``, which the test-time
+    beartype check rejects in-process; ``test_real_entry_point`` covers the wiring in a subprocess.
+    """
+    import typer
+
+    from fastvmt.cli import evaluate
+
+    app = typer.Typer()
+    app.command("eval")(evaluate.evaluate)
+    app.add_typer(evaluate.bench_app, name="bench")
+    return app
+
+
+app = commands_app()
+
+def test_bench_cost_json_matches_the_model_and_rounds_frames_up():
+    result = CliRunner().invoke(app, ["bench", "cost", "--backbone", "14B", "--frames", "32", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["rows"]
+    assert {row["strategy"] for row in rows} == set(RECIPES)
+    for row in rows:
+        assert (row["frames_asked"], row["frames"], row["tokens"]) == (32, 33, [9, 30, 52])
+        expected = run_cost(RECIPES[row["strategy"]], WAN_CONFIGS["14B"], video_tokens(33, 480, 832))
+        assert row["total"] == expected.total == sum(row["phases"].values())
+        assert row["seconds_floor"] == expected.total / 790e12
+    by_name = {row["strategy"]: row for row in rows}
+    assert by_name["ditflow"]["speedup_vs_ditflow"] == 1.0
+    assert by_name["fastvmt"]["speedup_vs_ditflow"] > by_name["fastvmt-release"]["speedup_vs_ditflow"]
+
+
+def test_bench_cost_table_and_errors():
+    runner = CliRunner()
+    table = runner.invoke(app, ["bench", "cost", "--backbone", "1.3B", "--frames", "81"])
+    assert table.exit_code == 0 and "Wan2.1 1.3B, 81 frames" in table.stdout
+    assert all(name in table.stdout for name in RECIPES)
+    bad = runner.invoke(app, ["bench", "cost", "--backbone", "7B"])
+    assert bad.exit_code == 2 and "available: 1.3B, 14B" in bad.stderr
+    odd = runner.invoke(app, ["bench", "cost", "--height", "470"])
+    assert odd.exit_code == 2 and "multiples of 16" in odd.stderr
+
+
+def test_real_entry_point():
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-m", "fastvmt", "bench", "cost", "--backbone", "1.3B", "--frames", "81", "--json"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout)["rows"]) == len(RECIPES)
+    help_text = subprocess.run([sys.executable, "-m", "fastvmt", "eval", "--help"], capture_output=True, text=True)
+    assert help_text.returncode == 0 and "Motion fidelity" in help_text.stdout
