@@ -25,7 +25,7 @@ __all__ = ["KINDS", "PluginError", "Registration", "Registry", "get", "names", "
 
 ENTRY_POINT_GROUP = "fastvmt"
 ENV_LOAD_PLUGINS = "FASTVMT_LOAD_PLUGINS"
-BUILTIN_PLUGINS = ("fastvmt.backends.plugin", "fastvmt.metrics.plugin")
+BUILTIN_PLUGINS = ("fastvmt.backends.plugin", "fastvmt.metrics.plugin", "fastvmt.backbones.plugin")
 
 
 def _base_types() -> dict[str, type]:

@@ -1,0 +1,197 @@
+"""Hyper-parameters of Wan2.1's three networks, inferred from the tensor shapes of their checkpoints.
+
+diffsynth recognises a checkpoint by an MD5 of its key names and shapes, so it only knows the released
+sizes. fastvmt reads the sizes off the tensors instead, so the 1.3B, the 14B and any other size (the tiny
+test model) load through the same code. What the shapes cannot tell:
+
+- the DiT's head count (q/k/v are ``dim x dim``): taken from ``config.json``'s ``num_heads`` when the
+  checkpoint has one (Wan ships it; the tiny model needs it, its heads are not 128 wide), else ``dim / 128``,
+  Wan's head width;
+- ``eps`` and ``text_len`` (tokens of text context): ``config.json`` or Wan's 1e-6 and 512.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = [
+    "DiTConfig",
+    "TextEncoderConfig",
+    "VAEConfig",
+    "WAN_HEAD_DIM",
+    "check_compatible",
+    "infer_dit_config",
+    "infer_text_encoder_config",
+    "infer_vae_config",
+]
+
+WAN_HEAD_DIM = 128
+WAN_TEXT_LEN = 512
+WAN_EPS = 1e-6
+
+Shapes = Mapping[str, tuple[int, ...]]
+
+
+@dataclass(frozen=True)
+class DiTConfig:
+    """Arguments of diffsynth's ``WanModel`` for a text-to-video DiT."""
+
+    dim: int
+    ffn_dim: int
+    num_heads: int
+    num_layers: int
+    in_dim: int = 16
+    out_dim: int = 16
+    text_dim: int = 4096
+    freq_dim: int = 256
+    patch_size: tuple[int, int, int] = (1, 2, 2)
+    eps: float = WAN_EPS
+    text_len: int = WAN_TEXT_LEN
+
+    @property
+    def head_dim(self) -> int:
+        return self.dim // self.num_heads
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``diffsynth.models.wan_video_dit.WanModel``."""
+        kwargs = asdict(self)
+        del kwargs["text_len"]
+        return {**kwargs, "patch_size": list(self.patch_size), "has_image_input": False}
+
+    def stored(self) -> dict[str, Any]:
+        """The ``config.json`` Wan ships with its DiT (same keys)."""
+        return {"_class_name": "WanModel", "model_type": "t2v", **asdict(self), "patch_size": list(self.patch_size)}
+
+
+@dataclass(frozen=True)
+class TextEncoderConfig:
+    """Arguments of diffsynth's ``WanTextEncoder`` (an umT5 encoder)."""
+
+    vocab: int
+    dim: int
+    dim_attn: int
+    dim_ffn: int
+    num_heads: int
+    num_layers: int
+    num_buckets: int = 32
+    shared_pos: bool = False
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    """Arguments of diffsynth's inner ``VideoVAE_`` (the released VAE: dim 96, z_dim 16)."""
+
+    dim: int = 96
+    z_dim: int = 16
+
+
+def _shape(shapes: Shapes, name: str, what: str) -> tuple[int, ...]:
+    try:
+        return tuple(shapes[name])
+    except KeyError:
+        raise ValueError(f"not a Wan2.1 {what} checkpoint: tensor {name!r} is missing") from None
+
+
+def _count_blocks(shapes: Shapes, prefix: str = "blocks") -> int:
+    pattern = re.compile(rf"{prefix}\.(\d+)\.")
+    indices = {int(m.group(1)) for name in shapes if (m := pattern.match(name))}
+    if not indices or indices != set(range(len(indices))):
+        raise ValueError(f"checkpoint blocks are not numbered 0..n-1: found {sorted(indices)[:8]}...")
+    return len(indices)
+
+
+def _rope_compatible(head_dim: int) -> bool:
+    # diffsynth splits a head into (frame, row, col) RoPE parts of d - 2(d//3), d//3, d//3 channels, each in pairs.
+    third = head_dim // 3
+    return head_dim % 2 == 0 and third % 2 == 0 and (head_dim - 2 * third) % 2 == 0
+
+
+def infer_dit_config(shapes: Shapes, stored: Mapping[str, Any] | None = None) -> DiTConfig:
+    """The DiT's sizes from its tensors; ``stored`` (config.json) supplies heads/eps/text_len and is checked."""
+    stored = dict(stored or {})
+    if any(name.startswith("img_emb.") for name in shapes) or stored.get("model_type", "t2v") != "t2v":
+        raise ValueError(
+            "this is an image-conditioned Wan checkpoint (image-to-video / first-last-frame); "
+            "fastvmt needs a text-to-video DiT such as Wan2.1-T2V-1.3B or Wan2.1-T2V-14B"
+        )
+    dim, in_dim, *patch = _shape(shapes, "patch_embedding.weight", "DiT")
+    patch_size = (patch[0], patch[1], patch[2])
+    head_out = _shape(shapes, "head.head.weight", "DiT")[0]
+    num_layers = _count_blocks(shapes)
+    if "num_heads" in stored:
+        num_heads = int(stored["num_heads"])
+    elif dim % WAN_HEAD_DIM == 0:
+        num_heads = dim // WAN_HEAD_DIM
+    else:
+        raise ValueError(
+            f"cannot tell the DiT's head count: dim {dim} is not a multiple of Wan's head width {WAN_HEAD_DIM}; "
+            "add a config.json with 'num_heads' next to the weights"
+        )
+    config = DiTConfig(
+        dim=dim,
+        ffn_dim=_shape(shapes, "blocks.0.ffn.0.weight", "DiT")[0],
+        num_heads=num_heads,
+        num_layers=num_layers,
+        in_dim=in_dim,
+        out_dim=head_out // (patch_size[0] * patch_size[1] * patch_size[2]),
+        text_dim=_shape(shapes, "text_embedding.0.weight", "DiT")[1],
+        freq_dim=_shape(shapes, "time_embedding.0.weight", "DiT")[1],
+        patch_size=patch_size,
+        eps=float(stored.get("eps", WAN_EPS)),
+        text_len=int(stored.get("text_len", WAN_TEXT_LEN)),
+    )
+    for key in ("dim", "ffn_dim", "num_layers", "in_dim", "out_dim", "freq_dim", "text_dim"):
+        if key in stored and int(stored[key]) != getattr(config, key):
+            raise ValueError(
+                f"config.json says {key}={stored[key]} but the DiT weights have {key}={getattr(config, key)}"
+            )
+    if num_heads < 1 or dim % num_heads or not _rope_compatible(dim // num_heads):
+        raise ValueError(
+            f"num_heads={num_heads} does not fit dim={dim}: heads must divide dim into widths d with d and d//3 "
+            "even (3D RoPE)"
+        )
+    return config
+
+
+def infer_text_encoder_config(shapes: Shapes) -> TextEncoderConfig:
+    """The umT5 encoder's sizes from its tensors."""
+    vocab, dim = _shape(shapes, "token_embedding.weight", "umT5 text encoder")
+    shared_pos = "pos_embedding.embedding.weight" in shapes
+    position = "pos_embedding.embedding.weight" if shared_pos else "blocks.0.pos_embedding.embedding.weight"
+    num_buckets, num_heads = _shape(shapes, position, "umT5 text encoder")
+    return TextEncoderConfig(
+        vocab=vocab,
+        dim=dim,
+        dim_attn=_shape(shapes, "blocks.0.attn.q.weight", "umT5 text encoder")[0],
+        dim_ffn=_shape(shapes, "blocks.0.ffn.fc1.weight", "umT5 text encoder")[0],
+        num_heads=num_heads,
+        num_layers=_count_blocks(shapes),
+        num_buckets=num_buckets,
+        shared_pos=shared_pos,
+    )
+
+
+def infer_vae_config(shapes: Shapes) -> VAEConfig:
+    """The VAE's width and latent channels from its tensors (the rest is Wan's fixed layout)."""
+    config = VAEConfig(
+        dim=_shape(shapes, "encoder.conv1.weight", "Wan VAE")[0],
+        z_dim=_shape(shapes, "conv2.weight", "Wan VAE")[0],
+    )
+    if config.z_dim != 16:
+        raise ValueError(
+            f"the VAE has {config.z_dim} latent channels; only Wan2.1's 16-channel VAE (Wan2.1_VAE.pth) is supported"
+        )
+    return config
+
+
+def check_compatible(dit: DiTConfig, text: TextEncoderConfig, vae: VAEConfig) -> None:
+    """``ValueError`` if the three networks cannot work together (mixed-up checkpoint files)."""
+    if dit.text_dim != text.dim:
+        raise ValueError(f"the DiT expects {dit.text_dim}-d text features but the text encoder gives {text.dim}-d")
+    if not dit.in_dim == dit.out_dim == vae.z_dim:
+        raise ValueError(
+            f"the DiT maps {dit.in_dim} -> {dit.out_dim} latent channels but the VAE has {vae.z_dim}"
+        )

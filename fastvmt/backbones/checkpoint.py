@@ -1,0 +1,198 @@
+"""The files of a Wan2.1 checkpoint directory, found, checked and read without executing any code.
+
+Layout, as Wan distributes it (``Wan-AI/Wan2.1-T2V-1.3B`` / ``-14B``)::
+
+    diffusion_pytorch_model.safetensors          the DiT (or shards ``diffusion_pytorch_model-0000i-of-0000n``
+    diffusion_pytorch_model.safetensors.index.json   .safetensors`` listed by this index)
+    models_t5_umt5-xxl-enc-bf16.pth              the umT5-XXL text encoder
+    Wan2.1_VAE.pth                               the video VAE
+    google/umt5-xxl/                             the tokenizer (tokenizer.json or spiece.model)
+    config.json                                  optional: the DiT's hyper-parameters (num_heads, text_len, ...)
+
+A ``.safetensors`` file next to a ``.pth`` of the same stem (as DiffSynth-Studio converts them) is preferred.
+``.pth`` files are read with ``torch.load(weights_only=True)``: a pickle that carries code is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "CONFIG_FILE",
+    "DIT_INDEX",
+    "DIT_SINGLE",
+    "TEXT_ENCODER_FILE",
+    "TOKENIZER_DIR",
+    "VAE_FILE",
+    "CheckpointFiles",
+    "MissingCheckpointFilesError",
+    "UnsafeCheckpointError",
+    "dit_shard_name",
+    "locate_checkpoint",
+    "read_config",
+    "read_state_dict",
+    "write_dit",
+]
+
+DIT_SINGLE = "diffusion_pytorch_model.safetensors"
+DIT_INDEX = "diffusion_pytorch_model.safetensors.index.json"
+DIT_GLOB = "diffusion_pytorch_model*.safetensors"
+TEXT_ENCODER_FILE = "models_t5_umt5-xxl-enc-bf16.pth"
+VAE_FILE = "Wan2.1_VAE.pth"
+TOKENIZER_DIR = "google/umt5-xxl"
+TOKENIZER_FILES = ("tokenizer.json", "spiece.model")
+CONFIG_FILE = "config.json"
+
+#: Wrappers some trainers put around a state dict.
+_STATE_DICT_WRAPPERS = ("state_dict", "model_state", "module")
+
+
+class MissingCheckpointFilesError(FileNotFoundError):
+    """A checkpoint directory lacks files; the message lists every one of them."""
+
+
+class UnsafeCheckpointError(ValueError):
+    """A ``.pth`` file holds more than tensors (a pickle that would run code); it is not loaded."""
+
+
+def dit_shard_name(index: int, count: int) -> str:
+    """The name Wan and Hugging Face give shard ``index`` (1-based) of ``count``."""
+    return f"diffusion_pytorch_model-{index:05d}-of-{count:05d}.safetensors"
+
+
+@dataclass(frozen=True)
+class CheckpointFiles:
+    """Paths of one checkpoint's parts; ``config`` is ``None`` when the directory has no config.json."""
+
+    root: Path
+    dit: tuple[Path, ...]
+    text_encoder: Path
+    vae: Path
+    tokenizer: Path
+    config: Path | None
+
+
+def _prefer_safetensors(path: Path) -> Path:
+    converted = path.with_suffix(".safetensors")
+    return converted if converted.is_file() else path
+
+
+def _dit_files(root: Path, missing: list[str]) -> tuple[Path, ...]:
+    index = root / DIT_INDEX
+    if index.is_file():
+        try:
+            weight_map = json.loads(index.read_text())["weight_map"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{index} is not a valid safetensors index (needs a 'weight_map'): {exc}") from exc
+        shards = [root / name for name in sorted(set(weight_map.values()))]
+        missing.extend(f"{shard.name} (DiT shard listed in {DIT_INDEX})" for shard in shards if not shard.is_file())
+        return tuple(shards)
+    if (root / DIT_SINGLE).is_file():
+        return (root / DIT_SINGLE,)
+    shards = sorted(root.glob(DIT_GLOB))
+    if not shards:
+        missing.append(f"{DIT_GLOB} (the DiT weights)")
+    return tuple(shards)
+
+
+def locate_checkpoint(model_dir: str | Path) -> CheckpointFiles:
+    """The checkpoint's files; one :class:`MissingCheckpointFilesError` listing everything that is missing."""
+    root = Path(model_dir).expanduser()
+    if not root.is_dir():
+        raise MissingCheckpointFilesError(
+            f"checkpoint directory {root} does not exist; download a Wan2.1 text-to-video checkpoint, e.g. "
+            f"`huggingface-cli download Wan-AI/Wan2.1-T2V-1.3B --local-dir {root}`"
+        )
+    missing: list[str] = []
+    dit = _dit_files(root, missing)
+    text_encoder = _prefer_safetensors(root / TEXT_ENCODER_FILE)
+    if not text_encoder.is_file():
+        missing.append(f"{TEXT_ENCODER_FILE} (the umT5 text encoder)")
+    vae = _prefer_safetensors(root / VAE_FILE)
+    if not vae.is_file():
+        missing.append(f"{VAE_FILE} (the video VAE)")
+    tokenizer = root / TOKENIZER_DIR
+    if not any((tokenizer / name).is_file() for name in TOKENIZER_FILES):
+        missing.append(f"{TOKENIZER_DIR}/ with {' or '.join(TOKENIZER_FILES)} (the umT5 tokenizer)")
+    if missing:
+        listing = "".join(f"\n  - {item}" for item in missing)
+        raise MissingCheckpointFilesError(
+            f"checkpoint directory {root} is incomplete; missing:{listing}\n"
+            "It must hold a Wan2.1 text-to-video checkpoint as distributed (e.g. Wan-AI/Wan2.1-T2V-1.3B)."
+        )
+    config = root / CONFIG_FILE
+    return CheckpointFiles(root, dit, text_encoder, vae, tokenizer, config if config.is_file() else None)
+
+
+def read_config(path: Path | None) -> dict[str, Any]:
+    """The JSON object in ``path`` (``{}`` for ``None``)."""
+    if path is None:
+        return {}
+    try:
+        config = json.loads(path.read_text())
+    except ValueError as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(config, dict):
+        raise ValueError(f"{path} must hold a JSON object, got {type(config).__name__}")
+    return config
+
+
+def _read_safetensors(path: Path, dtype: torch.dtype | None) -> dict[str, Tensor]:
+    from safetensors.torch import load_file
+
+    return {name: t if dtype is None else t.to(dtype) for name, t in load_file(str(path)).items()}
+
+
+def _read_pickle(path: Path, dtype: torch.dtype | None) -> dict[str, Tensor]:
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except pickle.UnpicklingError as exc:
+        raise UnsafeCheckpointError(
+            f"refusing to load {path}: it is not a plain tensor checkpoint, and loading it would run Python "
+            f"code stored in it. fastvmt reads .pth files with torch.load(weights_only=True) only; get the "
+            f"file from a trusted source or as .safetensors. (torch: {str(exc).splitlines()[0]})"
+        ) from exc
+    if isinstance(loaded, Mapping) and len(loaded) == 1 and next(iter(loaded)) in _STATE_DICT_WRAPPERS:
+        loaded = next(iter(loaded.values()))
+    if not isinstance(loaded, Mapping) or not all(isinstance(v, Tensor) for v in loaded.values()):
+        raise ValueError(f"{path} does not hold a state dict (a mapping of names to tensors)")
+    return {name: t if dtype is None else t.to(dtype) for name, t in loaded.items()}
+
+
+def read_state_dict(paths: Path | tuple[Path, ...], dtype: torch.dtype | None = None) -> dict[str, Tensor]:
+    """Tensors of one or more ``.safetensors`` / ``.pth`` files, cast to ``dtype`` if given."""
+    state: dict[str, Tensor] = {}
+    for path in (paths,) if isinstance(paths, Path) else paths:
+        part = _read_safetensors(path, dtype) if path.suffix == ".safetensors" else _read_pickle(path, dtype)
+        state.update(part)
+    return state
+
+
+def write_dit(state: Mapping[str, Tensor], root: Path, shards: int = 1) -> tuple[Path, ...]:
+    """Save DiT tensors as Wan does: one ``diffusion_pytorch_model.safetensors``, or ``shards`` files and the
+    index that maps every tensor to its file."""
+    from safetensors.torch import save_file
+
+    if shards < 1:
+        raise ValueError(f"shards must be >= 1, got {shards}")
+    names = sorted(state)
+    if shards == 1:
+        save_file({n: state[n].contiguous() for n in names}, str(root / DIT_SINGLE))
+        return (root / DIT_SINGLE,)
+    groups = [names[i::shards] for i in range(shards)]
+    paths = tuple(root / dit_shard_name(i + 1, shards) for i in range(shards))
+    weight_map = {}
+    for group, path in zip(groups, paths):
+        save_file({n: state[n].contiguous() for n in group}, str(path))
+        weight_map.update(dict.fromkeys(group, path.name))
+    total = sum(t.numel() * t.element_size() for t in state.values())
+    (root / DIT_INDEX).write_text(json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
+    return paths

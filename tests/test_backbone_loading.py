@@ -1,0 +1,219 @@
+"""Loading Wan checkpoints: the tiny model through the real layout, file checks, safety, size inference."""
+
+import json
+import pickle
+import shutil
+
+import pytest
+import torch
+
+from fastvmt.backbones import checkpoint
+from fastvmt.backbones.architecture import (
+    DiTConfig,
+    TextEncoderConfig,
+    VAEConfig,
+    infer_dit_config,
+    infer_text_encoder_config,
+    infer_vae_config,
+)
+from fastvmt.backbones.tiny import TINY_DIT, build_tiny_networks, tiny_backbone, write_tiny_checkpoint
+from fastvmt.backbones.wan import WanBackbone
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny ops on a shared 2-core machine run far faster on one thread (no OpenMP barrier waits)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def load(directory, **options):
+    return WanBackbone.from_pretrained(directory, dtype=torch.float32, device="cpu", **options)
+
+
+def outputs(backbone, seed=0):
+    """Everything a backbone computes, on fixed inputs."""
+    gen = torch.Generator().manual_seed(seed)
+    video = torch.rand(5, 3, 32, 48, generator=gen) * 2 - 1
+    latents = torch.randn(1, 16, 3, 6, 8, generator=gen)
+    context = backbone.encode_prompt("a red car drives left")
+    negative = backbone.encode_prompt("blurry")
+    features = backbone.features(latents, 700.0, context, block=14)
+    return {
+        "context": context,
+        "velocity": backbone.velocity(latents, 700.0, context, negative, cfg_scale=4.0),
+        "q": features.q,
+        "k": features.k,
+        "encoded": backbone.encode_video(video),
+        "decoded": backbone.decode(latents[:, :, :2]),
+    }
+
+
+@pytest.mark.parametrize("shards", [1, 3])
+def test_written_checkpoint_loads_to_identical_outputs(tmp_path, shards):
+    root = write_tiny_checkpoint(tmp_path / "tiny", seed=3, shards=shards)
+    loaded = load(root)
+    dit, vae, text_encoder = build_tiny_networks(seed=3)
+    in_memory = WanBackbone(dit, vae, text_encoder, loaded.tokenizer, dtype=torch.float32, device="cpu")
+    expected, actual = outputs(in_memory), outputs(loaded)
+    for name in expected:
+        assert torch.equal(expected[name], actual[name]), name
+    if shards > 1:
+        assert len(list(root.glob("diffusion_pytorch_model-*-of-00003.safetensors"))) == 3
+
+
+def test_seeds_give_different_models():
+    first, second = outputs(tiny_backbone(seed=0)), outputs(tiny_backbone(seed=1))
+    for name in ("context", "velocity", "q", "encoded", "decoded"):
+        assert not torch.allclose(first[name], second[name]), name
+
+
+def test_missing_files_are_listed_in_one_error(tmp_path):
+    root = write_tiny_checkpoint(tmp_path / "tiny")
+    (root / checkpoint.TEXT_ENCODER_FILE).unlink()
+    (root / checkpoint.VAE_FILE).unlink()
+    shutil.rmtree(root / checkpoint.TOKENIZER_DIR)
+    with pytest.raises(checkpoint.MissingCheckpointFilesError) as error:
+        load(root)
+    message = str(error.value)
+    for name in (checkpoint.TEXT_ENCODER_FILE, checkpoint.VAE_FILE, checkpoint.TOKENIZER_DIR):
+        assert name in message
+    assert "diffusion_pytorch_model" not in message
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(checkpoint.MissingCheckpointFilesError, match=r"(?s)diffusion_pytorch_model.*umt5.*VAE.*tokenizer"):
+        load(empty)
+    with pytest.raises(checkpoint.MissingCheckpointFilesError, match="does not exist"):
+        load(tmp_path / "nowhere")
+
+
+def test_missing_shard_is_named(tmp_path):
+    root = write_tiny_checkpoint(tmp_path / "tiny", shards=2)
+    (root / checkpoint.dit_shard_name(2, 2)).unlink()
+    with pytest.raises(checkpoint.MissingCheckpointFilesError, match=checkpoint.dit_shard_name(2, 2)):
+        load(root)
+
+
+class Payload:
+    """Pickles to a call of ``exec``: loading it with plain pickle runs code."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return exec, (f"open({self.marker!r}, 'w').write('ran')",)
+
+
+def test_pickle_carrying_code_is_refused_without_running_it(tmp_path):
+    root = write_tiny_checkpoint(tmp_path / "tiny")
+    marker = tmp_path / "marker"
+    torch.save({"encoder.conv1.weight": torch.zeros(1), "payload": Payload(marker)}, root / checkpoint.VAE_FILE)
+    with pytest.raises(checkpoint.UnsafeCheckpointError, match=r"refusing to load .*Wan2\.1_VAE\.pth"):
+        load(root)
+    assert not marker.exists()
+    # The payload is live: an unrestricted unpickler runs it.
+    torch.load(root / checkpoint.VAE_FILE, weights_only=False)
+    assert marker.read_text() == "ran"
+
+
+def test_safetensors_is_preferred_over_pth(tmp_path):
+    from safetensors.torch import save_file
+
+    root = write_tiny_checkpoint(tmp_path / "tiny")
+    reference = outputs(load(root))
+    for name in (checkpoint.VAE_FILE, checkpoint.TEXT_ENCODER_FILE):
+        state = torch.load(root / name, weights_only=True)
+        save_file(state, str((root / name).with_suffix(".safetensors")))
+        (root / name).write_bytes(b"not a checkpoint")
+    converted = outputs(load(root))
+    for name in reference:
+        assert torch.equal(reference[name], converted[name]), name
+
+
+def test_config_json_gives_heads_and_is_checked_against_weights(tmp_path):
+    root = write_tiny_checkpoint(tmp_path / "tiny")
+    stored = json.loads((root / checkpoint.CONFIG_FILE).read_text())
+    assert load(root).heads == stored["num_heads"] == 2
+    (root / checkpoint.CONFIG_FILE).write_text(json.dumps({**stored, "dim": 128}))
+    with pytest.raises(ValueError, match="config.json says dim=128 but the DiT weights have dim=64"):
+        load(root)
+    (root / checkpoint.CONFIG_FILE).unlink()  # dim 64 is not a multiple of Wan's 128-wide heads
+    with pytest.raises(ValueError, match="num_heads"):
+        load(root)
+
+
+def test_bad_options_fail_before_reading_files(tmp_path):
+    for options, pattern in [
+        ({"dtype": torch.int64}, "dtype must be one of"),
+        ({"offload": "gpu"}, "offload must be None or 'cpu'"),
+        ({"vram_limit": 8.0}, "vram_limit only applies with offload='cpu'"),
+        ({"offload": "cpu", "vram_limit": 8.0}, "vram_limit needs a CUDA device"),
+    ]:
+        with pytest.raises(ValueError, match=pattern):
+            WanBackbone.from_pretrained(tmp_path / "nowhere", device="cpu", **{"dtype": torch.float32, **options})
+
+
+def meta_shapes(module_factory):
+    with torch.device("meta"):
+        module = module_factory()
+    return {name: tuple(t.shape) for name, t in module.state_dict().items()}
+
+
+# The released text-to-video DiTs (ALGORITHM.md section 5) and the tiny test model.
+RELEASED_DITS = {
+    "1.3B": DiTConfig(dim=1536, ffn_dim=8960, num_heads=12, num_layers=30),
+    "14B": DiTConfig(dim=5120, ffn_dim=13824, num_heads=40, num_layers=40),
+}
+
+
+@pytest.mark.parametrize("size", ["1.3B", "14B"])
+def test_released_dit_sizes_are_inferred_from_shapes_alone(size):
+    from fastvmt.backbones.modules import build_dit
+
+    config = RELEASED_DITS[size]
+    shapes = meta_shapes(lambda: build_dit(config))
+    assert infer_dit_config(shapes) == config  # heads = dim / 128, no config.json needed
+    assert infer_dit_config(shapes, {"num_heads": config.num_heads, "text_len": 512}) == config
+
+
+def test_tiny_dit_needs_its_stored_head_count():
+    from fastvmt.backbones.modules import build_dit
+
+    shapes = meta_shapes(lambda: build_dit(TINY_DIT))
+    assert infer_dit_config(shapes, TINY_DIT.stored()) == TINY_DIT
+    with pytest.raises(ValueError, match="num_heads=3 does not fit dim=64"):
+        infer_dit_config(shapes, {**TINY_DIT.stored(), "num_heads": 3})
+
+
+def test_image_to_video_dit_is_rejected():
+    from fastvmt.backbones.modules import build_dit
+
+    shapes = {**meta_shapes(lambda: build_dit(TINY_DIT)), "img_emb.proj.0.weight": (1280,)}
+    with pytest.raises(ValueError, match="text-to-video"):
+        infer_dit_config(shapes, TINY_DIT.stored())
+
+
+def test_released_text_encoder_and_vae_sizes_are_inferred():
+    from fastvmt.backbones.modules import build_text_encoder, build_vae
+
+    umt5_xxl = TextEncoderConfig(vocab=256384, dim=4096, dim_attn=4096, dim_ffn=10240, num_heads=64, num_layers=24)
+    assert infer_text_encoder_config(meta_shapes(lambda: build_text_encoder(umt5_xxl))) == umt5_xxl
+    assert infer_vae_config(meta_shapes(lambda: build_vae(VAEConfig()).model)) == VAEConfig(dim=96, z_dim=16)
+
+
+def test_cpu_offload_wraps_layers_and_keeps_outputs():
+    from diffsynth.core.vram.layers import AutoTorchModule
+
+    plain, offloaded = tiny_backbone(), tiny_backbone(offload="cpu")
+    assert any(isinstance(m, AutoTorchModule) for m in offloaded.dit.modules())
+    assert any(isinstance(m, AutoTorchModule) for m in offloaded.text_encoder.modules())
+    expected, actual = outputs(plain), outputs(offloaded)
+    for name in expected:
+        torch.testing.assert_close(actual[name], expected[name], msg=name)
+
+
+def test_backbone_is_registered_as_wan(fresh_plugins):
+    assert fresh_plugins.get("backbone", "wan") is WanBackbone
