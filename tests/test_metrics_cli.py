@@ -72,6 +72,8 @@ def test_eval_scores_same_motion_above_opposite_motion(videos):
         (["--tracker", "nope"], "available: cotracker, lk"),
         (["--tracker-option", "checkpoint"], "KEY=VALUE"),
         (["--direction", "sideways"], "direction"),
+        (["--prompt", "a dog"], "--clip-model"),
+        (["--clip-model", "/nonexistent/clip"], "does not exist"),
     ],
 )
 def test_eval_bad_options_exit_2_with_one_line(videos, extra, message):

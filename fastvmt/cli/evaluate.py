@@ -61,17 +61,30 @@ def evaluate(
     diagonal: str = typer.Option("keep", help="keep | exclude | release: same-grid-point pairs."),
     min_motion: float = typer.Option(0.0, help="Steps no longer than this (pixels) count as no motion."),
     incomplete: str = typer.Option("drop", help="drop | zero: tracklets lost before the last frame."),
+    clip_model: Optional[Path] = typer.Option(
+        None, help="Local CLIP model directory: adds the generated video's temporal consistency (and --prompt score)."
+    ),
+    prompt: Optional[str] = typer.Option(None, help="Text prompt for the CLIP text similarity (needs --clip-model)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Motion fidelity of GENERATED to REFERENCE: do their point tracks move alike? (-1 .. 1, higher is better)."""
-    from fastvmt.metrics import evaluate_motion_fidelity, read_video
+    from fastvmt.metrics import ClipScorer, evaluate_motion_fidelity, read_video
 
+    if prompt is not None and clip_model is None:
+        raise ValueError("--prompt scores text alignment with CLIP: also pass --clip-model DIR (local weights)")
+    scorer = ClipScorer(clip_model) if clip_model is not None else None
+    generated_video = read_video(generated)
     result = evaluate_motion_fidelity(
-        read_video(reference), read_video(generated), tracker=tracker, grid=grid, direction=direction,
+        read_video(reference), generated_video, tracker=tracker, grid=grid, direction=direction,
         diagonal=diagonal, min_motion=min_motion, incomplete=incomplete, tracker_options=_options(tracker_option),
     )
+    clip: dict[str, float] = {}
+    if scorer is not None:
+        clip["temporal_consistency"] = scorer.temporal_consistency(generated_video)
+        if prompt is not None:
+            clip["clip_text_similarity"] = scorer.text_similarity(generated_video, prompt)
     if as_json:
-        typer.echo(json.dumps({"reference": str(reference), "generated": str(generated), **result.to_dict()}))
+        typer.echo(json.dumps({"reference": str(reference), "generated": str(generated), **result.to_dict(), **clip}))
         return
     typer.echo(f"motion fidelity: {result.score:.4f}  ({result.direction}; tracker {result.tracker}, "
                f"grid {result.grid}x{result.grid}, {result.frames} frames, diagonal {result.diagonal})")
@@ -79,6 +92,8 @@ def evaluate(
     typer.echo(f"  valid track positions: reference {result.reference_valid:.1%}, generated "
                f"{result.generated_valid:.1%}; tracklets scored ({result.incomplete} incomplete): reference "
                f"{result.reference_tracklets}, generated {result.generated_tracklets}")
+    for name, value in clip.items():
+        typer.echo(f"{name.replace('_', ' ')} (generated): {value:.4f}")
 
 
 def _valid_frames(frames: int) -> int:

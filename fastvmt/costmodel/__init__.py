@@ -5,7 +5,15 @@
 
 from fastvmt.costmodel.amf import AMFConfig, AMFFlops, amf_flops, pair_count
 from fastvmt.costmodel.runs import PHASES, RECIPES, GuidanceRecipe, RunCost, Sampling, run_cost, steps_run
-from fastvmt.costmodel.wan import WAN_CONFIGS, Depth, TokenCounts, WanConfig, backward_flops, forward_flops, video_tokens
+from fastvmt.costmodel.wan import (
+    WAN_CONFIGS,
+    Depth,
+    TokenCounts,
+    WanConfig,
+    backward_flops,
+    forward_flops,
+    video_tokens,
+)
 
 __all__ = [
     "AMFConfig",

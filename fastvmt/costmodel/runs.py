@@ -134,7 +134,10 @@ def steps_run(sampling: Sampling, strength: float) -> int:
 
 
 def guided_steps(fraction: float, num_steps: int) -> int:
-    """Leading guided steps: ``round(fraction * num_steps)``, at least 1 when ``fraction > 0`` (the schedulers' rule)."""
+    """Leading guided steps: ``round(fraction * num_steps)``, at least 1 when ``fraction > 0``.
+
+    The rule of ``fastvmt.strategies.schedulers.guided_step_count``, restated so the cost model stays torch-free.
+    """
     return 0 if fraction <= 0 else max(1, round(fraction * num_steps))
 
 

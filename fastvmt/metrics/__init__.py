@@ -1,5 +1,6 @@
-"""Evaluation metrics of motion transfer: tracklet motion fidelity (trackers are plugins)."""
+"""Evaluation metrics of motion transfer: tracklet motion fidelity (trackers are plugins) and CLIP scores."""
 
+from fastvmt.metrics.clip_scores import ClipScorer
 from fastvmt.metrics.motion_fidelity import (
     MotionFidelity,
     best_match_scores,
@@ -12,6 +13,7 @@ from fastvmt.metrics.trackers import Tracker, Tracks
 from fastvmt.metrics.video import as_uint8_video, read_video
 
 __all__ = [
+    "ClipScorer",
     "MotionFidelity",
     "Tracker",
     "Tracks",
