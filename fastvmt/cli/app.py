@@ -17,7 +17,7 @@ app = typer.Typer(
 )
 
 
-def _version(value: bool) -> None:
+def _version(value: Optional[bool]) -> None:
     if value:
         typer.echo(f"fastvmt {fastvmt.__version__}")
         raise typer.Exit()
