@@ -27,6 +27,7 @@ _PUBLIC = {
     "StepState": "fastvmt.interfaces",
     "TokenGrid": "fastvmt.interfaces",
     "VideoGeometry": "fastvmt.interfaces",
+    "WanBackbone": "fastvmt.backbones.wan",
 }
 
 __all__ = ["__version__", *_PUBLIC]

@@ -133,6 +133,21 @@ def test_safetensors_is_preferred_over_pth(tmp_path):
         assert torch.equal(reference[name], converted[name]), name
 
 
+def test_unreadable_file_is_named(tmp_path):
+    root = write_tiny_checkpoint(tmp_path / "tiny")
+    (root / checkpoint.TEXT_ENCODER_FILE).write_bytes(b"truncated download")
+    with pytest.raises(ValueError, match=r"cannot read .*models_t5_umt5-xxl-enc-bf16\.pth"):
+        load(root)
+
+
+def test_bfloat16_backbone_follows_float32_closely():
+    exact, half = outputs(tiny_backbone()), outputs(tiny_backbone(dtype=torch.bfloat16))
+    for name in exact:
+        assert half[name].dtype == (torch.float32 if name == "decoded" else torch.bfloat16), name
+        error = (half[name].float() - exact[name]).norm() / exact[name].norm()
+        assert error < 0.1, (name, error)
+
+
 def test_config_json_gives_heads_and_is_checked_against_weights(tmp_path):
     root = write_tiny_checkpoint(tmp_path / "tiny")
     stored = json.loads((root / checkpoint.CONFIG_FILE).read_text())
@@ -179,6 +194,34 @@ def test_released_dit_sizes_are_inferred_from_shapes_alone(size):
     assert infer_dit_config(shapes, {"num_heads": config.num_heads, "text_len": 512}) == config
 
 
+def released_fingerprints(model_name):
+    """diffsynth's MD5s of the key names and shapes of the released Wan files it recognises."""
+    from diffsynth.configs import MODEL_CONFIGS
+
+    return {config["model_hash"] for config in MODEL_CONFIGS if config["model_name"] == model_name}
+
+
+UMT5_XXL = TextEncoderConfig(vocab=256384, dim=4096, dim_attn=4096, dim_ffn=10240, num_heads=64, num_layers=24)
+
+
+@pytest.mark.parametrize("part", ["1.3B", "14B", "text encoder", "VAE"])
+def test_networks_built_from_released_sizes_have_the_released_files_tensor_names(part):
+    """The released files (fingerprinted by diffsynth) load into our networks with their names unchanged."""
+    from diffsynth.core.loader.file import hash_state_dict_keys
+
+    from fastvmt.backbones.modules import build_dit, build_text_encoder, build_vae
+
+    factory, model_name = {
+        "1.3B": (lambda: build_dit(RELEASED_DITS["1.3B"]), "wan_video_dit"),
+        "14B": (lambda: build_dit(RELEASED_DITS["14B"]), "wan_video_dit"),
+        "text encoder": (lambda: build_text_encoder(UMT5_XXL), "wan_video_text_encoder"),
+        "VAE": (lambda: build_vae(VAEConfig()).model, "wan_video_vae"),
+    }[part]
+    with torch.device("meta"):
+        state = factory().state_dict()
+    assert hash_state_dict_keys(state) in released_fingerprints(model_name)
+
+
 def test_tiny_dit_needs_its_stored_head_count():
     from fastvmt.backbones.modules import build_dit
 
@@ -199,8 +242,7 @@ def test_image_to_video_dit_is_rejected():
 def test_released_text_encoder_and_vae_sizes_are_inferred():
     from fastvmt.backbones.modules import build_text_encoder, build_vae
 
-    umt5_xxl = TextEncoderConfig(vocab=256384, dim=4096, dim_attn=4096, dim_ffn=10240, num_heads=64, num_layers=24)
-    assert infer_text_encoder_config(meta_shapes(lambda: build_text_encoder(umt5_xxl))) == umt5_xxl
+    assert infer_text_encoder_config(meta_shapes(lambda: build_text_encoder(UMT5_XXL))) == UMT5_XXL
     assert infer_vae_config(meta_shapes(lambda: build_vae(VAEConfig()).model)) == VAEConfig(dim=96, z_dim=16)
 
 

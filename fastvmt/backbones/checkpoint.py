@@ -146,9 +146,14 @@ def read_config(path: Path | None) -> dict[str, Any]:
 
 
 def _read_safetensors(path: Path, dtype: torch.dtype | None) -> dict[str, Tensor]:
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    return {name: t if dtype is None else t.to(dtype) for name, t in load_file(str(path)).items()}
+    try:
+        loaded = load_file(str(path))
+    except SafetensorError as exc:
+        raise ValueError(f"cannot read {path}: not a valid .safetensors file ({exc})") from exc
+    return {name: t if dtype is None else t.to(dtype) for name, t in loaded.items()}
 
 
 def _read_pickle(path: Path, dtype: torch.dtype | None) -> dict[str, Tensor]:
@@ -160,6 +165,8 @@ def _read_pickle(path: Path, dtype: torch.dtype | None) -> dict[str, Tensor]:
             f"code stored in it. fastvmt reads .pth files with torch.load(weights_only=True) only; get the "
             f"file from a trusted source or as .safetensors. (torch: {str(exc).splitlines()[0]})"
         ) from exc
+    except RuntimeError as exc:
+        raise ValueError(f"cannot read {path}: not a PyTorch checkpoint saved by torch.save ({exc})") from exc
     if isinstance(loaded, Mapping) and len(loaded) == 1 and next(iter(loaded)) in _STATE_DICT_WRAPPERS:
         loaded = next(iter(loaded.values()))
     if not isinstance(loaded, Mapping) or not all(isinstance(v, Tensor) for v in loaded.values()):
