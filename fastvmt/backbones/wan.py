@@ -142,19 +142,22 @@ class WanBackbone(Backbone):
         from fastvmt.backbones import architecture as arch
         from fastvmt.backbones import checkpoint, modules
 
-        _check_options(dtype, _resolve_device(device), offload, vram_limit)
+        resolved = _resolve_device(device)
+        _check_options(dtype, resolved, offload, vram_limit)
         files = checkpoint.locate_checkpoint(model_dir)
         stored = checkpoint.read_config(files.config)
+        # Straight to the compute device, unless weights are to live in CPU memory.
+        load_device = torch.device("cpu") if offload else resolved
 
         def shapes(state: dict[str, Tensor]) -> dict[str, tuple[int, ...]]:
             return {name: tuple(t.shape) for name, t in state.items()}
 
         log.info("loading Wan DiT from %s", ", ".join(p.name for p in files.dit))
-        dit_state = modules.dit_state_dict(checkpoint.read_state_dict(files.dit, dtype))
+        dit_state = modules.dit_state_dict(checkpoint.read_state_dict(files.dit, dtype, load_device))
         dit_config = arch.infer_dit_config(shapes(dit_state), stored)
-        text_state = checkpoint.read_state_dict(files.text_encoder, dtype)
+        text_state = checkpoint.read_state_dict(files.text_encoder, dtype, load_device)
         text_config = arch.infer_text_encoder_config(shapes(text_state))
-        vae_state = modules.vae_state_dict(checkpoint.read_state_dict(files.vae, dtype))
+        vae_state = modules.vae_state_dict(checkpoint.read_state_dict(files.vae, dtype, load_device))
         vae_config = arch.infer_vae_config(shapes(vae_state))
         arch.check_compatible(dit_config, text_config, vae_config)
         log.info("Wan DiT: %s", dit_config)
@@ -173,7 +176,7 @@ class WanBackbone(Backbone):
         modules.load_weights(vae.model, vae_state, "VAE")
         return cls(
             dit, vae, text_encoder, tokenizer,
-            dtype=dtype, device=device, offload=offload, vram_limit=vram_limit, cfg_batch=cfg_batch,
+            dtype=dtype, device=resolved, offload=offload, vram_limit=vram_limit, cfg_batch=cfg_batch,
             vae_tile_size=vae_tile_size, vae_tile_stride=vae_tile_stride,
         )
 
