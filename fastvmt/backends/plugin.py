@@ -8,3 +8,6 @@ def fastvmt_register_backends(register):
     from fastvmt.backends.reference import ReferenceBackend
 
     register("reference", ReferenceBackend)
+    from fastvmt.backends.torch_backend import TorchBackend
+
+    register("torch", TorchBackend)

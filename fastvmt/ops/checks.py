@@ -1,0 +1,138 @@
+"""Argument checks of the AMF ops: clear errors before any heavy work.
+
+Cheap checks (types, shapes, parameters) always run. Scanning the inputs for NaN/Inf costs a pass over them,
+so it runs only in *check mode*: environment variable ``FASTVMT_CHECKS=1``, or inside
+``with fastvmt.ops.checks_enabled():`` (``checks_enabled(False)`` turns it off inside a block).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "check_features",
+    "check_finite",
+    "check_frame_count",
+    "check_pairs_mode",
+    "check_positive",
+    "check_span",
+    "check_tile",
+    "check_window",
+    "checks_active",
+    "checks_enabled",
+]
+
+ENV_CHECKS = "FASTVMT_CHECKS"
+PAIR_MODES = ("forward", "all")
+_enabled: ContextVar[bool | None] = ContextVar("fastvmt_checks", default=None)
+
+
+@contextmanager
+def checks_enabled(enabled: bool = True) -> Iterator[None]:
+    """Turn check mode (the NaN/Inf scans of the inputs) on or off inside the block."""
+    token = _enabled.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _enabled.reset(token)
+
+
+def checks_active() -> bool:
+    """Whether check mode is on: the innermost ``checks_enabled`` block, else ``FASTVMT_CHECKS=1``."""
+    enabled = _enabled.get()
+    if enabled is not None:
+        return enabled
+    return os.environ.get(ENV_CHECKS, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def check_features(q: object, k: object) -> None:
+    """``q`` and ``k``: floating tensors of the same ``(F, H, W, D)`` shape on the same device."""
+    for name, x in (("q", q), ("k", k)):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor of shape (F, H, W, D), got {type(x).__name__}")
+        if not x.dtype.is_floating_point:
+            raise TypeError(f"{name} must have a floating dtype (float32, float64, bfloat16, float16), got {x.dtype}")
+        if x.ndim != 4:
+            raise ValueError(
+                f"{name} must be 4-D (frames, height, width, features), got shape {tuple(x.shape)}; "
+                "reshape token sequences (F*H*W, D) to (F, H, W, D) first"
+            )
+        if min(x.shape) < 1:
+            raise ValueError(f"{name} must not be empty, got shape {tuple(x.shape)}")
+    if q.shape != k.shape:
+        raise ValueError(f"q and k must have the same (F, H, W, D) shape, got {tuple(q.shape)} and {tuple(k.shape)}")
+    if q.device != k.device:
+        raise ValueError(f"q and k must be on the same device, got {q.device} and {k.device}")
+    if q.dtype != k.dtype:
+        raise TypeError(f"q and k must have the same dtype, got {q.dtype} and {k.dtype}")
+    check_finite(q=q, k=k)
+
+
+def check_finite(**tensors: Tensor) -> None:
+    """In check mode: raise if a tensor holds NaN or Inf (naming it and counting the bad entries)."""
+    if not checks_active():
+        return
+    for name, x in tensors.items():
+        bad = int((~torch.isfinite(x.detach())).sum())
+        if bad:
+            raise ValueError(f"{name} holds {bad} NaN/Inf value(s) of {x.numel()}; check the features upstream")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_frame_count(num_frames: object) -> None:
+    if not _is_int(num_frames) or num_frames < 1:
+        raise ValueError(f"num_frames must be a positive int, got {num_frames!r}")
+
+
+def check_span(sf: object) -> None:
+    """The temporal span ``sf``: a positive int."""
+    if not _is_int(sf) or sf < 1:
+        raise ValueError(f"sf (temporal span, frames ahead a query frame is paired with) must be an int >= 1, got {sf!r}")
+
+
+def check_pairs_mode(mode: object) -> None:
+    if mode not in PAIR_MODES:
+        raise ValueError(f"pairs must be one of {', '.join(map(repr, PAIR_MODES))}, got {mode!r}")
+
+
+def check_positive(name: str, value: object) -> None:
+    """A finite real number > 0 (``tau``, ``scale``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be finite and > 0, got {value!r}")
+
+
+def check_window(window: object) -> None:
+    """The window side ``l``: a positive odd int (the window is centred on the coarse match)."""
+    if not _is_int(window) or window < 1 or window % 2 == 0:
+        raise ValueError(f"window must be a positive odd int (e.g. 21), got {window!r}")
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def check_tile(tile: object, height: int, width: int) -> tuple[int, int]:
+    """``tile`` as ``(th, tw)``: positive ints dividing the ``height x width`` token grid."""
+    if not (isinstance(tile, (tuple, list)) and len(tile) == 2 and all(_is_int(t) and t >= 1 for t in tile)):
+        raise ValueError(f"tile must be two positive ints (rows, cols), e.g. (3, 4), got {tile!r}")
+    th, tw = int(tile[0]), int(tile[1])
+    if height % th or width % tw:
+        raise ValueError(
+            f"tile {th}x{tw} does not divide the {height}x{width} token grid "
+            f"({height} % {th} = {height % th}, {width} % {tw} = {width % tw}); tile rows that fit: "
+            f"{_divisors(height)}, tile columns that fit: {_divisors(width)}"
+        )
+    return th, tw
