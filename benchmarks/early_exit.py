@@ -82,7 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     geometry = video_geometry(args.frames, args.height, args.width, latent_channels=16)
     grid = geometry.grid
     tokens = grid.frames * grid.tokens_per_frame
-    print(f"{args.frames} frames x {args.height}x{args.width}: token grid {grid.frames}x{grid.height}x{grid.width} = {tokens} tokens")
+    print(
+        f"{args.frames} frames x {args.height}x{args.width}: "
+        f"token grid {grid.frames}x{grid.height}x{grid.width} = {tokens} tokens"
+    )
     print(f"{'model':>5} {'full TFLOP':>11} {'counted':>9} {'stop@' + str(args.block) + ' TFLOP':>13} {'counted':>9} "
           f"{'fraction':>9} {'release (20 blocks)':>20}")
     consistent = True
@@ -95,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         for formula, counted in ((full, counted_full), (early, counted_early)):
             consistent &= abs(formula - counted) <= TOLERANCE * counted
         print(
-            f"{name:>5} {full / 1e12:11.1f} {counted_full / 1e12:9.1f} {early / 1e12:13.1f} {counted_early / 1e12:9.1f} "
+            f"{name:>5} {full / 1e12:11.1f} {counted_full / 1e12:9.1f} "
+            f"{early / 1e12:13.1f} {counted_early / 1e12:9.1f} "
             f"{early / full:9.3f} {release / full:20.3f}"
         )
     print(f"formula vs FlopCounterMode within {TOLERANCE:.0%}: {'yes' if consistent else 'NO'}")

@@ -84,7 +84,8 @@ def test_missing_files_are_listed_in_one_error(tmp_path):
 
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(checkpoint.MissingCheckpointFilesError, match=r"(?s)diffusion_pytorch_model.*umt5.*VAE.*tokenizer"):
+    everything = r"(?s)diffusion_pytorch_model.*umt5.*VAE.*tokenizer"
+    with pytest.raises(checkpoint.MissingCheckpointFilesError, match=everything):
         load(empty)
     with pytest.raises(checkpoint.MissingCheckpointFilesError, match="does not exist"):
         load(tmp_path / "nowhere")

@@ -193,7 +193,9 @@ class WanBackbone(Backbone):
     def geometry(self, num_frames: int, height: int, width: int) -> VideoGeometry:
         """Latent shape ``(1, 16, F, H/8, W/8)`` and token grid ``(F, H/16, W/16)``; ``ValueError`` naming the
         nearest valid values unless frames are ``4k+1`` and sizes multiples of 16."""
-        return video_geometry(num_frames, height, width, latent_channels=self.latent_channels, patch_size=self.patch_size)
+        return video_geometry(
+            num_frames, height, width, latent_channels=self.latent_channels, patch_size=self.patch_size
+        )
 
     def _check_latents(self, latents: Tensor) -> tuple[int, int, int]:
         """The token grid of ``latents``; ``ValueError`` unless they are ``(1, C, F, H8, W8)`` with even H8, W8."""
@@ -236,7 +238,9 @@ class WanBackbone(Backbone):
 
     # -- VAE and text ------------------------------------------------------------------------------------
 
-    def encode_video(self, video: Float[Tensor, "t 3 h w"], *, tiled: bool | None = None) -> Float[Tensor, "1 c f h8 w8"]:
+    def encode_video(
+        self, video: Float[Tensor, "t 3 h w"], *, tiled: bool | None = None
+    ) -> Float[Tensor, "1 c f h8 w8"]:
         """VAE latents of frames in [-1, 1]; ``tiled=None`` tiles when the video is bigger than one tile."""
         if video.ndim != 4 or video.shape[1] != 3:
             raise ValueError(f"video must be (frames, 3, height, width) in [-1, 1], got {tuple(video.shape)}")
@@ -297,7 +301,9 @@ class WanBackbone(Backbone):
             raise ValueError(f"cfg_scale must be finite, got {cfg_scale}")
         if cfg_scale != 1.0:
             if negative_context is None:
-                raise ValueError(f"cfg_scale={cfg_scale} needs a negative_context (e.g. encode_prompt(negative_prompt))")
+                raise ValueError(
+                    f"cfg_scale={cfg_scale} needs a negative_context (e.g. encode_prompt(negative_prompt))"
+                )
             negative_context = self._context(negative_context, "negative_context")
         t = self._timestep(timestep)
         x = latents.to(device=self._device, dtype=self._dtype)
