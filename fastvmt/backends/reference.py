@@ -8,7 +8,7 @@ never chosen automatically.
 from __future__ import annotations
 
 import torch
-from jaxtyping import Bool, Float, Int
+from jaxtyping import Bool, Float, Int, Real
 from torch import Tensor
 
 from fastvmt.backends.base import AMFBackend
@@ -16,7 +16,7 @@ from fastvmt.backends.base import AMFBackend
 __all__ = ["ReferenceBackend", "token_positions"]
 
 
-def token_positions(height: int, width: int, *, dtype: torch.dtype, device: torch.device) -> Float[Tensor, "s 2"]:
+def token_positions(height: int, width: int, *, dtype: torch.dtype, device: torch.device) -> Real[Tensor, "s 2"]:
     """``(row, col)`` of every token of an ``height x width`` grid, raster order."""
     rows = torch.arange(height, dtype=dtype, device=device).repeat_interleave(width)
     cols = torch.arange(width, dtype=dtype, device=device).repeat(height)
