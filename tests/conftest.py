@@ -3,7 +3,13 @@
 import os
 
 import pytest
+import torch
 from hypothesis import settings
+
+# Without CUDA the Triton kernels run in Triton's CPU interpreter, which Triton picks when a kernel module is
+# imported: set it here, before any test module can import one.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 settings.register_profile("ci", max_examples=12, deadline=None, derandomize=True, print_blob=True)
 settings.register_profile("dev", max_examples=30, deadline=None, print_blob=True)

@@ -11,3 +11,5 @@ def fastvmt_register_backends(register):
     from fastvmt.backends.torch_backend import TorchBackend
 
     register("torch", TorchBackend)
+    from fastvmt.backends.triton import TritonBackend  # imports no triton: the kernels load on first use
+    register("triton", TritonBackend)

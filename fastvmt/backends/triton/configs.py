@@ -1,0 +1,98 @@
+"""Launch configurations shared by the Triton kernels: interpreter mode, autotune configs, block shapes.
+
+``INTERPRETED`` is read once, when this module is imported: Triton decides at ``@triton.jit`` decoration time
+whether a kernel is compiled for the GPU or run by its CPU interpreter (``TRITON_INTERPRET=1``), so the kernel
+modules (which import this one) follow the environment of their first import.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import triton
+
+__all__ = [
+    "INTERPRETED",
+    "block_d",
+    "dense_configs",
+    "dot_precision",
+    "interpreter_requested",
+    "query_block_shape",
+    "windowed_configs",
+]
+
+
+
+def interpreter_requested() -> bool:
+    """Whether the environment asks for Triton's interpreter now (``TRITON_INTERPRET``, read as Triton does)."""
+    knobs = getattr(triton, "knobs", None)
+    if knobs is not None:
+        return bool(knobs.runtime.interpret)
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+#: True when the kernels below run in Triton's CPU interpreter instead of being compiled for a GPU.
+INTERPRETED: bool = interpreter_requested()
+
+
+def _configs(blocks: list[tuple[int, int]], warps: tuple[int, ...], stages: tuple[int, ...]) -> list[triton.Config]:
+    if INTERPRETED:
+        # One big block: every program step of the interpreter costs the same Python overhead, whatever its size.
+        return [triton.Config({"BLOCK_M": 64, "BLOCK_N": 128}, num_warps=4, num_stages=1)]
+    return [
+        triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_warps=w, num_stages=s)
+        for m, n in blocks
+        for w in warps
+        for s in stages
+    ]
+
+
+def dense_configs() -> list[triton.Config]:
+    """Autotune candidates of the dense (flash-attention style) kernels, for Ampere/Hopper."""
+    return _configs([(64, 64), (128, 64), (128, 128), (64, 128)], warps=(4, 8), stages=(2, 3))
+
+
+def windowed_configs() -> list[triton.Config]:
+    """Autotune candidates of the windowed kernels (keys come from a data-dependent box, so fewer stages)."""
+    return _configs([(64, 64), (128, 64), (64, 32)], warps=(4, 8), stages=(2, 3))
+
+
+def block_d(d: int) -> int:
+    """Feature block: ``D`` padded to a power of two (masked loads), at least 16 (the smallest ``tl.dot`` size)."""
+    return max(16, triton.next_power_of_2(d))
+
+
+def dot_precision(dtype: torch.dtype) -> str:
+    """``tl.dot`` precision for float32 inputs: TF32 only when torch allows it (``allow_tf32``), else IEEE."""
+    if dtype == torch.float32 and torch.backends.cuda.matmul.allow_tf32 and not INTERPRETED:
+        return "tf32"
+    return "ieee"
+
+
+def query_block_shape(
+    block_m: int, tile: tuple[int, int], tiles: tuple[int, int], extent: tuple[int, int]
+) -> tuple[int, int]:
+    """Rows x cols of the query block one windowed program owns (at most ``block_m`` queries).
+
+    The block is a group of whole tiles when a tile fits (chosen to minimise the key work: the program visits
+    the bounding box of its tiles' windows, about ``(eh + rows - th) x (ew + cols - tw)`` keys, for every query
+    row of the block), else an aligned piece of one tile (divisors of ``th``, ``tw``), whose box is one window.
+    Any shape is correct; the choice only changes speed.
+    """
+    th, tw = tile
+    eh, ew = extent
+    if th * tw > block_m:
+        cols = max(c for c in range(1, tw + 1) if tw % c == 0 and c <= block_m)
+        rows = max(r for r in range(1, th + 1) if th % r == 0 and r * cols <= block_m)
+        return rows, cols
+    best, best_cost = (th, tw), float("inf")
+    for gh in range(1, tiles[0] + 1):
+        for gw in range(1, tiles[1] + 1):
+            if gh * gw * th * tw > block_m:
+                break
+            box = min(eh + (gh - 1) * th, tiles[0] * th) * min(ew + (gw - 1) * tw, tiles[1] * tw)
+            cost = box / (gh * gw)  # key work per tile (the block's padding rows cost the same in every program)
+            if cost < best_cost:
+                best, best_cost = (gh * th, gw * tw), cost
+    return best

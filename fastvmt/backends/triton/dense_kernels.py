@@ -1,0 +1,195 @@
+"""Fused dense-AMF kernels: flash attention with V = key position, plus the argmax variant.
+
+Layout: ``q`` contiguous ``(F, SQ, D)`` (any ``SQ`` queries per frame), ``k`` contiguous ``(F, S, D)`` with
+``S = H * W`` in raster order, ``pairs`` ``(N, 2)`` int64. The forward streams key blocks with an online
+softmax in base 2 and keeps only two running sums (row and column, computed from the key index), so no
+``SQ x S`` tensor exists; it saves ``lse2 = log2 sum_m 2^(scale*log2(e)*q.k_m)`` for the backward.
+
+The backward follows FlashAttention-2: one pass per query block for ``dq`` and one per key block for ``dk``,
+both recomputing ``p`` from ``lse2``, with ``ds = p * (pos . dOut - E[pos] . dOut)``. Each program adds its
+finished block into the float32 ``(F, ., D)`` gradient with one atomic add (pairs share frames).
+"""
+
+from __future__ import annotations
+
+from typing import no_type_check
+
+import triton
+import triton.language as tl
+
+from fastvmt.backends.triton.configs import dense_configs
+
+__all__ = ["dense_argmax_kernel", "dense_dk_kernel", "dense_dq_kernel", "dense_forward_kernel"]
+
+_TUNING_KEY = ["SQ", "H", "W", "D"]
+
+
+@triton.autotune(configs=dense_configs(), key=_TUNING_KEY)
+@triton.jit
+@no_type_check
+def dense_forward_kernel(
+    q_ptr, k_ptr, pairs_ptr, out_ptr, lse2_ptr,
+    scale, SQ, H, W, D,
+    BLOCK_D: tl.constexpr, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+):  # fmt: skip
+    """Grid ``(cdiv(SQ, BLOCK_M), N)``. Writes ``out`` ``(N, SQ, 2)`` fp32 and ``lse2`` ``(N, SQ)`` fp32."""
+    n = tl.program_id(1).to(tl.int64)
+    S = H * W
+    frame_q = tl.load(pairs_ptr + 2 * n)
+    frame_k = tl.load(pairs_ptr + 2 * n + 1)
+    s = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    valid = s < SQ
+    feat = tl.arange(0, BLOCK_D)
+    feat_ok = feat < D
+    q = tl.load(
+        q_ptr + (frame_q * SQ + s)[:, None] * D + feat[None, :], mask=valid[:, None] & feat_ok[None, :], other=0.0
+    )
+    qk_scale = scale * 1.4426950408889634  # log2(e): softmax in base 2
+    m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
+    l_i = tl.zeros([BLOCK_M], tl.float32)
+    acc_r = tl.zeros([BLOCK_M], tl.float32)
+    acc_c = tl.zeros([BLOCK_M], tl.float32)
+    for first in range(0, S, BLOCK_N):
+        key = first + tl.arange(0, BLOCK_N)
+        key_ok = key < S
+        k = tl.load(
+            k_ptr + (frame_k * S + key)[:, None] * D + feat[None, :], mask=key_ok[:, None] & feat_ok[None, :], other=0.0
+        )
+        qk = tl.dot(q, tl.trans(k), input_precision=PRECISION)
+        logits = tl.where(key_ok[None, :], qk * qk_scale, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(logits, axis=1))
+        alpha = tl.exp2(m_i - m_new)
+        p = tl.exp2(logits - m_new[:, None])
+        l_i = l_i * alpha + tl.sum(p, axis=1)
+        acc_r = acc_r * alpha + tl.sum(p * (key // W).to(tl.float32)[None, :], axis=1)
+        acc_c = acc_c * alpha + tl.sum(p * (key % W).to(tl.float32)[None, :], axis=1)
+        m_i = m_new
+    row = n * SQ + s
+    tl.store(out_ptr + row * 2, acc_r / l_i, mask=valid)
+    tl.store(out_ptr + row * 2 + 1, acc_c / l_i, mask=valid)
+    tl.store(lse2_ptr + row, m_i + tl.log2(l_i), mask=valid)
+
+
+@triton.jit
+@no_type_check
+def _grad_logits(q, k, key, key_ok, lse2, delta, dout_r, dout_c, qk_scale, W, PRECISION: tl.constexpr):
+    """``ds = p * (pos . dOut - delta)`` of a ``(BLOCK_M, BLOCK_N)`` block, in the inputs' dtype."""
+    qk = tl.dot(q, tl.trans(k), input_precision=PRECISION)
+    p = tl.where(key_ok[None, :], tl.exp2(qk * qk_scale - lse2[:, None]), 0.0)
+    dpos = (key // W).to(tl.float32)[None, :] * dout_r[:, None] + (key % W).to(tl.float32)[None, :] * dout_c[:, None]
+    return (p * (dpos - delta[:, None])).to(k.dtype)
+
+
+@triton.autotune(configs=dense_configs(), key=_TUNING_KEY, reset_to_zero=["dq_ptr"])
+@triton.jit
+@no_type_check
+def dense_dq_kernel(
+    q_ptr, k_ptr, pairs_ptr, dout_ptr, lse2_ptr, delta_ptr, dq_ptr,
+    scale, SQ, H, W, D,
+    BLOCK_D: tl.constexpr, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+):  # fmt: skip
+    """Grid ``(cdiv(SQ, BLOCK_M), N)``. Adds ``scale * ds @ K`` into ``dq`` ``(F, SQ, D)`` fp32."""
+    n = tl.program_id(1).to(tl.int64)
+    S = H * W
+    frame_q = tl.load(pairs_ptr + 2 * n)
+    frame_k = tl.load(pairs_ptr + 2 * n + 1)
+    s = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    valid = s < SQ
+    feat = tl.arange(0, BLOCK_D)
+    feat_ok = feat < D
+    q_offsets = (frame_q * SQ + s)[:, None] * D + feat[None, :]
+    q_mask = valid[:, None] & feat_ok[None, :]
+    q = tl.load(q_ptr + q_offsets, mask=q_mask, other=0.0)
+    row = n * SQ + s
+    lse2 = tl.load(lse2_ptr + row, mask=valid, other=0.0)
+    delta = tl.load(delta_ptr + row, mask=valid, other=0.0)
+    dout_r = tl.load(dout_ptr + row * 2, mask=valid, other=0.0)
+    dout_c = tl.load(dout_ptr + row * 2 + 1, mask=valid, other=0.0)
+    qk_scale = scale * 1.4426950408889634
+    dq = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
+    for first in range(0, S, BLOCK_N):
+        key = first + tl.arange(0, BLOCK_N)
+        key_ok = key < S
+        k = tl.load(
+            k_ptr + (frame_k * S + key)[:, None] * D + feat[None, :], mask=key_ok[:, None] & feat_ok[None, :], other=0.0
+        )
+        ds = _grad_logits(q, k, key, key_ok, lse2, delta, dout_r, dout_c, qk_scale, W, PRECISION)
+        dq += tl.dot(ds, k, input_precision=PRECISION)
+    tl.atomic_add(dq_ptr + q_offsets, dq * scale, mask=q_mask)
+
+
+@triton.autotune(configs=dense_configs(), key=_TUNING_KEY, reset_to_zero=["dk_ptr"])
+@triton.jit
+@no_type_check
+def dense_dk_kernel(
+    q_ptr, k_ptr, pairs_ptr, dout_ptr, lse2_ptr, delta_ptr, dk_ptr,
+    scale, SQ, H, W, D,
+    BLOCK_D: tl.constexpr, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+):  # fmt: skip
+    """Grid ``(cdiv(S, BLOCK_N), N)``. Adds ``scale * ds^T @ Q`` into ``dk`` ``(F, S, D)`` fp32."""
+    n = tl.program_id(1).to(tl.int64)
+    S = H * W
+    frame_q = tl.load(pairs_ptr + 2 * n)
+    frame_k = tl.load(pairs_ptr + 2 * n + 1)
+    key = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    key_ok = key < S
+    feat = tl.arange(0, BLOCK_D)
+    feat_ok = feat < D
+    k_offsets = (frame_k * S + key)[:, None] * D + feat[None, :]
+    k_mask = key_ok[:, None] & feat_ok[None, :]
+    k = tl.load(k_ptr + k_offsets, mask=k_mask, other=0.0)
+    qk_scale = scale * 1.4426950408889634
+    dk = tl.zeros([BLOCK_N, BLOCK_D], tl.float32)
+    for first in range(0, SQ, BLOCK_M):
+        s = first + tl.arange(0, BLOCK_M)
+        valid = s < SQ
+        q = tl.load(
+            q_ptr + (frame_q * SQ + s)[:, None] * D + feat[None, :], mask=valid[:, None] & feat_ok[None, :], other=0.0
+        )
+        row = n * SQ + s
+        lse2 = tl.load(lse2_ptr + row, mask=valid, other=0.0)
+        delta = tl.load(delta_ptr + row, mask=valid, other=0.0)
+        dout_r = tl.load(dout_ptr + row * 2, mask=valid, other=0.0)
+        dout_c = tl.load(dout_ptr + row * 2 + 1, mask=valid, other=0.0)
+        ds = _grad_logits(q, k, key, key_ok, lse2, delta, dout_r, dout_c, qk_scale, W, PRECISION)
+        dk += tl.dot(tl.trans(ds), q, input_precision=PRECISION)
+    tl.atomic_add(dk_ptr + k_offsets, dk * scale, mask=k_mask)
+
+
+@triton.autotune(configs=dense_configs(), key=_TUNING_KEY)
+@triton.jit
+@no_type_check
+def dense_argmax_kernel(
+    q_ptr, k_ptr, pairs_ptr, out_ptr,
+    SQ, H, W, D,
+    BLOCK_D: tl.constexpr, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+):  # fmt: skip
+    """Grid ``(cdiv(SQ, BLOCK_M), N)``. Writes the position of each query's best key (ties: lowest index)."""
+    n = tl.program_id(1).to(tl.int64)
+    S = H * W
+    frame_q = tl.load(pairs_ptr + 2 * n)
+    frame_k = tl.load(pairs_ptr + 2 * n + 1)
+    s = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    valid = s < SQ
+    feat = tl.arange(0, BLOCK_D)
+    feat_ok = feat < D
+    q = tl.load(
+        q_ptr + (frame_q * SQ + s)[:, None] * D + feat[None, :], mask=valid[:, None] & feat_ok[None, :], other=0.0
+    )
+    best = tl.full([BLOCK_M], float("-inf"), tl.float32)
+    best_key = tl.zeros([BLOCK_M], tl.int32)
+    for first in range(0, S, BLOCK_N):
+        key = first + tl.arange(0, BLOCK_N)
+        key_ok = key < S
+        k = tl.load(
+            k_ptr + (frame_k * S + key)[:, None] * D + feat[None, :], mask=key_ok[:, None] & feat_ok[None, :], other=0.0
+        )
+        qk = tl.where(key_ok[None, :], tl.dot(q, tl.trans(k), input_precision=PRECISION), float("-inf"))
+        block_best = tl.max(qk, axis=1)
+        block_key = first + tl.argmax(qk, axis=1, tie_break_left=True)
+        better = block_best > best  # strict: an earlier block keeps its tie
+        best = tl.where(better, block_best, best)
+        best_key = tl.where(better, block_key, best_key)
+    row = n * SQ + s
+    tl.store(out_ptr + row * 2, (best_key // W).to(out_ptr.dtype.element_ty), mask=valid)
+    tl.store(out_ptr + row * 2 + 1, (best_key % W).to(out_ptr.dtype.element_ty), mask=valid)

@@ -1,0 +1,141 @@
+"""Kernel launches and ``torch.autograd.Function`` wrappers of the Triton AMF kernels.
+
+The forward passes save the inputs and the per-query base-2 log-sum-exp (``N x SQ`` floats); the backward
+passes recompute the probabilities from it, so the memory of a pass is ``O(N * SQ)`` besides inputs and
+gradients. Positions are accumulated and returned in float32 internally and cast to the inputs' dtype.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from fastvmt.backends.triton.configs import block_d, dot_precision
+from fastvmt.backends.triton.dense_kernels import (
+    dense_argmax_kernel,
+    dense_dk_kernel,
+    dense_dq_kernel,
+    dense_forward_kernel,
+)
+from fastvmt.backends.triton.windowed_kernels import windowed_backward_kernel, windowed_forward_kernel
+
+__all__ = ["dense_argmax_positions", "dense_positions", "windowed_positions"]
+
+
+def _delta(out: Tensor, grad_out: Tensor) -> Float[Tensor, "n sq"]:
+    """``E[pos] . dOut`` per query, float32."""
+    return (out * grad_out).sum(-1).contiguous()
+
+
+class _DensePositions(torch.autograd.Function):
+    """Expected key positions over whole frames; inputs ``q`` ``(F, SQ, D)``, ``k`` ``(F, H, W, D)``."""
+
+    @staticmethod
+    def forward(ctx, q, k, pairs, scale):
+        f, h, w, d = k.shape
+        sq, n = q.shape[1], pairs.shape[0]
+        out = torch.empty(n, sq, 2, device=q.device, dtype=torch.float32)
+        lse2 = torch.empty(n, sq, device=q.device, dtype=torch.float32)
+        meta = dict(BLOCK_D=block_d(d), PRECISION=dot_precision(q.dtype))
+        grid = lambda cfg: (triton.cdiv(sq, cfg["BLOCK_M"]), n)  # noqa: E731
+        dense_forward_kernel[grid](q, k, pairs, out, lse2, scale, sq, h, w, d, **meta)
+        ctx.save_for_backward(q, k, pairs, out, lse2)
+        ctx.scale = scale
+        return out.to(q.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, k, pairs, out, lse2 = ctx.saved_tensors
+        f, h, w, d = k.shape
+        sq, n = q.shape[1], pairs.shape[0]
+        grad_out = grad_out.float().contiguous()
+        delta = _delta(out, grad_out)
+        meta = dict(BLOCK_D=block_d(d), PRECISION=dot_precision(q.dtype))
+        args = (q, k, pairs, grad_out, lse2, delta)
+        dq = dk = None
+        if ctx.needs_input_grad[0]:
+            dq = torch.zeros(q.shape, device=q.device, dtype=torch.float32)
+            grid_q = lambda cfg: (triton.cdiv(sq, cfg["BLOCK_M"]), n)  # noqa: E731
+            dense_dq_kernel[grid_q](*args, dq, ctx.scale, sq, h, w, d, **meta)
+            dq = dq.to(q.dtype)
+        if ctx.needs_input_grad[1]:
+            dk = torch.zeros(k.shape, device=k.device, dtype=torch.float32)
+            grid_k = lambda cfg: (triton.cdiv(h * w, cfg["BLOCK_N"]), n)  # noqa: E731
+            dense_dk_kernel[grid_k](*args, dk, ctx.scale, sq, h, w, d, **meta)
+            dk = dk.to(k.dtype)
+        return dq, dk, None, None
+
+
+class _WindowedPositions(torch.autograd.Function):
+    """Expected key positions over each tile's window; inputs ``q``, ``k`` ``(F, H, W, D)``."""
+
+    @staticmethod
+    def forward(ctx, q, k, pairs, starts, tile, extent, scale):
+        f, h, w, d = k.shape
+        n = pairs.shape[0]
+        out = torch.empty(n, h * w, 2, device=q.device, dtype=torch.float32)
+        lse2 = torch.empty(n, h * w, device=q.device, dtype=torch.float32)
+        shape_args = (scale, h, w, d, *tile, *extent)
+        meta = dict(BLOCK_D=block_d(d), PRECISION=dot_precision(q.dtype))
+        windowed_forward_kernel[_windowed_grid(h, w, n)](q, k, pairs, starts, out, lse2, *shape_args, **meta)
+        ctx.save_for_backward(q, k, pairs, starts, out, lse2)
+        ctx.shape_args = shape_args
+        return out.to(q.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, k, pairs, starts, out, lse2 = ctx.saved_tensors
+        f, h, w, d = k.shape
+        grad_out = grad_out.float().contiguous()
+        delta = _delta(out, grad_out)
+        dq = torch.zeros(q.shape, device=q.device, dtype=torch.float32)
+        dk = torch.zeros(k.shape, device=k.device, dtype=torch.float32)
+        meta = dict(BLOCK_D=block_d(d), PRECISION=dot_precision(q.dtype))
+        windowed_backward_kernel[_windowed_grid(h, w, pairs.shape[0])](
+            q, k, pairs, starts, grad_out, lse2, delta, dq, dk, *ctx.shape_args, **meta
+        )
+        return dq.to(q.dtype), dk.to(k.dtype), None, None, None, None, None
+
+
+def _windowed_grid(h: int, w: int, n: int):
+    return lambda cfg: (triton.cdiv(h, cfg["QH"]) * triton.cdiv(w, cfg["QW"]), n)
+
+
+def dense_positions(
+    q: Float[Tensor, "f sq d"], k: Float[Tensor, "f h w d"], pairs: Int[Tensor, "n 2"], scale: float
+) -> Float[Tensor, "n sq 2"]:
+    """Expected key position of each query of frame ``i`` over all keys of frame ``j`` (differentiable)."""
+    return _DensePositions.apply(q.contiguous(), k.contiguous(), pairs.contiguous(), float(scale))
+
+
+def dense_argmax_positions(
+    q: Float[Tensor, "f sq d"], k: Float[Tensor, "f h w d"], pairs: Int[Tensor, "n 2"]
+) -> Float[Tensor, "n sq 2"]:
+    """Position of each query's highest-scoring key of frame ``j`` (ties: lowest raster index), no gradient."""
+    f, h, w, d = k.shape
+    sq, n = q.shape[1], pairs.shape[0]
+    out = torch.empty(n, sq, 2, device=q.device, dtype=q.dtype)
+    meta = dict(BLOCK_D=block_d(d), PRECISION=dot_precision(q.dtype))
+    grid = lambda cfg: (triton.cdiv(sq, cfg["BLOCK_M"]), n)  # noqa: E731
+    with torch.no_grad():
+        dense_argmax_kernel[grid](q.detach().contiguous(), k.detach().contiguous(), pairs.contiguous(), out,
+                                  sq, h, w, d, **meta)  # fmt: skip
+    return out
+
+
+def windowed_positions(
+    q: Float[Tensor, "f h w d"],
+    k: Float[Tensor, "f h w d"],
+    pairs: Int[Tensor, "n 2"],
+    starts: Int[Tensor, "n p 2"],
+    tile: tuple[int, int],
+    extent: tuple[int, int],
+    scale: float,
+) -> Float[Tensor, "n s 2"]:
+    """Expected key position of each query over its tile's window, raster order (differentiable)."""
+    return _WindowedPositions.apply(
+        q.contiguous(), k.contiguous(), pairs.contiguous(), starts.contiguous(), tuple(tile), tuple(extent),
+        float(scale),
+    )  # fmt: skip

@@ -1,0 +1,180 @@
+"""Fused windowed-AMF kernels: every query attends to the window of its tile, V = key position.
+
+Layout: ``q``, ``k`` are contiguous ``(F, S, D)`` (``S = H * W``, raster order); ``pairs`` ``(N, 2)`` int64;
+``starts`` ``(N, P, 2)`` int64 window corners, ``P = TH * TW`` tiles in raster order. One program owns a
+``QH x QW`` block of query tokens of one pair (a group of whole tiles, see ``configs.query_block_shape``) and
+streams the keys of the bounding box of its tiles' windows in blocks of ``BLOCK_N``; each (query, key) logit is
+masked to the query's own window, so the result is exact whatever the box. Softmax is online in base 2
+(``lse2 = log2 sum_m 2^(scale*log2(e)*q.k_m)``), positions are computed from key indices (never loaded), and no
+``S x window`` tensor is ever written.
+
+Backward recomputes the probabilities from ``lse2``: ``ds = p * (pos . dOut - E[pos] . dOut)``, ``dq = scale *
+ds @ K`` and ``dk = scale * ds^T @ Q``; both are accumulated with float32 atomics because windows of
+neighbouring tiles overlap and pairs share frames (summation order, hence the last bits, is not deterministic).
+"""
+
+from __future__ import annotations
+
+from typing import no_type_check
+
+import triton
+import triton.language as tl
+
+from fastvmt.backends.triton.configs import query_block_shape, windowed_configs
+
+__all__ = ["windowed_backward_kernel", "windowed_forward_kernel"]
+
+_TUNING_KEY = ["H", "W", "D", "th", "tw", "eh", "ew"]
+
+
+def _block_shape(args: dict) -> tuple[int, int]:
+    tiles = (args["H"] // args["th"], args["W"] // args["tw"])
+    return query_block_shape(args["BLOCK_M"], (args["th"], args["tw"]), tiles, (args["eh"], args["ew"]))
+
+
+_QUERY_BLOCK = {"QH": lambda args: _block_shape(args)[0], "QW": lambda args: _block_shape(args)[1]}
+
+
+@triton.jit
+@no_type_check
+def _query_block(pid, n, starts_ptr, H, W, th, tw, QH: tl.constexpr, QW: tl.constexpr, BLOCK_M: tl.constexpr):
+    """Token index, validity and window corner of the block's queries, and the bounding box of the windows."""
+    blocks_per_row = tl.cdiv(W, QW)
+    row0 = (pid // blocks_per_row) * QH
+    col0 = (pid % blocks_per_row) * QW
+    local = tl.arange(0, BLOCK_M)
+    rows = row0 + local // QW
+    cols = col0 + local % QW
+    valid = (local < QH * QW) & (rows < H) & (cols < W)
+    tile = (rows // th) * (W // tw) + cols // tw
+    corner = starts_ptr + (n * (H // th) * (W // tw) + tile) * 2
+    start_r = tl.load(corner, mask=valid, other=0).to(tl.int32)
+    start_c = tl.load(corner + 1, mask=valid, other=0).to(tl.int32)
+    box_r = tl.min(tl.where(valid, start_r, H), axis=0)
+    box_c = tl.min(tl.where(valid, start_c, W), axis=0)
+    box_h = tl.max(tl.where(valid, start_r, 0), axis=0) - box_r
+    box_w = tl.max(tl.where(valid, start_c, 0), axis=0) - box_c
+    return rows * W + cols, valid, start_r, start_c, box_r, box_c, box_h, box_w
+
+
+@triton.jit
+@no_type_check
+def _window_mask(valid, start_r, start_c, key_r, key_c, key_ok, eh, ew):
+    """``(BLOCK_M, BLOCK_N)``: the key lies in the window of the query's tile."""
+    inside_r = (key_r[None, :] >= start_r[:, None]) & (key_r[None, :] < start_r[:, None] + eh)
+    inside_c = (key_c[None, :] >= start_c[:, None]) & (key_c[None, :] < start_c[:, None] + ew)
+    return valid[:, None] & key_ok[None, :] & inside_r & inside_c
+
+
+@triton.autotune(configs=windowed_configs(), key=_TUNING_KEY)
+@triton.heuristics(_QUERY_BLOCK)
+@triton.jit
+@no_type_check
+def windowed_forward_kernel(
+    q_ptr, k_ptr, pairs_ptr, starts_ptr, out_ptr, lse2_ptr,
+    scale, H, W, D, th, tw, eh, ew,
+    BLOCK_D: tl.constexpr, PRECISION: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, QH: tl.constexpr, QW: tl.constexpr,
+):  # fmt: skip
+    """Grid ``(cdiv(H, QH) * cdiv(W, QW), N)``. Writes ``out`` ``(N, S, 2)`` fp32 and ``lse2`` ``(N, S)`` fp32."""
+    pid = tl.program_id(0)
+    n = tl.program_id(1).to(tl.int64)
+    S = H * W
+    frame_q = tl.load(pairs_ptr + 2 * n)
+    frame_k = tl.load(pairs_ptr + 2 * n + 1)
+    s, valid, start_r, start_c, box_r, box_c, box_h, box_w = _query_block(
+        pid, n, starts_ptr, H, W, th, tw, QH, QW, BLOCK_M
+    )
+    box_h += eh
+    box_w += ew
+    feat = tl.arange(0, BLOCK_D)
+    feat_ok = feat < D
+    q = tl.load(
+        q_ptr + (frame_q * S + s)[:, None] * D + feat[None, :], mask=valid[:, None] & feat_ok[None, :], other=0.0
+    )
+    qk_scale = scale * 1.4426950408889634  # log2(e): softmax in base 2
+    m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
+    l_i = tl.zeros([BLOCK_M], tl.float32)
+    acc_r = tl.zeros([BLOCK_M], tl.float32)
+    acc_c = tl.zeros([BLOCK_M], tl.float32)
+    for first in range(0, box_h * box_w, BLOCK_N):
+        idx = first + tl.arange(0, BLOCK_N)
+        key_ok = idx < box_h * box_w
+        key_r = box_r + idx // box_w
+        key_c = box_c + idx % box_w
+        k = tl.load(
+            k_ptr + (frame_k * S + key_r * W + key_c)[:, None] * D + feat[None, :],
+            mask=key_ok[:, None] & feat_ok[None, :],
+            other=0.0,
+        )
+        qk = tl.dot(q, tl.trans(k), input_precision=PRECISION)
+        inside = _window_mask(valid, start_r, start_c, key_r, key_c, key_ok, eh, ew)
+        logits = tl.where(inside, qk * qk_scale, float("-inf"))
+        m_new = tl.maximum(m_i, tl.max(logits, axis=1))
+        m_use = tl.where(m_new == float("-inf"), 0.0, m_new)
+        alpha = tl.exp2(m_i - m_use)
+        p = tl.exp2(logits - m_use[:, None])
+        l_i = l_i * alpha + tl.sum(p, axis=1)
+        acc_r = acc_r * alpha + tl.sum(p * key_r.to(tl.float32)[None, :], axis=1)
+        acc_c = acc_c * alpha + tl.sum(p * key_c.to(tl.float32)[None, :], axis=1)
+        m_i = m_new
+    l_safe = tl.where(l_i > 0, l_i, 1.0)
+    row = n * S + s
+    tl.store(out_ptr + row * 2, acc_r / l_safe, mask=valid)
+    tl.store(out_ptr + row * 2 + 1, acc_c / l_safe, mask=valid)
+    tl.store(lse2_ptr + row, m_i + tl.log2(l_safe), mask=valid)
+
+
+@triton.autotune(configs=windowed_configs(), key=_TUNING_KEY, reset_to_zero=["dq_ptr", "dk_ptr"])
+@triton.heuristics(_QUERY_BLOCK)
+@triton.jit
+@no_type_check
+def windowed_backward_kernel(
+    q_ptr, k_ptr, pairs_ptr, starts_ptr, dout_ptr, lse2_ptr, delta_ptr, dq_ptr, dk_ptr,
+    scale, H, W, D, th, tw, eh, ew,
+    BLOCK_D: tl.constexpr, PRECISION: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, QH: tl.constexpr, QW: tl.constexpr,
+):  # fmt: skip
+    """Same grid as the forward. Adds into ``dq``, ``dk`` ``(F, S, D)`` fp32 (zeroed by the caller).
+
+    ``dout`` ``(N, S, 2)`` fp32 is the gradient of the positions, ``delta`` ``(N, S)`` = ``E[pos] . dout``.
+    """
+    pid = tl.program_id(0)
+    n = tl.program_id(1).to(tl.int64)
+    S = H * W
+    frame_q = tl.load(pairs_ptr + 2 * n)
+    frame_k = tl.load(pairs_ptr + 2 * n + 1)
+    s, valid, start_r, start_c, box_r, box_c, box_h, box_w = _query_block(
+        pid, n, starts_ptr, H, W, th, tw, QH, QW, BLOCK_M
+    )
+    box_h += eh
+    box_w += ew
+    feat = tl.arange(0, BLOCK_D)
+    feat_ok = feat < D
+    q_offsets = (frame_q * S + s)[:, None] * D + feat[None, :]
+    q_mask = valid[:, None] & feat_ok[None, :]
+    q = tl.load(q_ptr + q_offsets, mask=q_mask, other=0.0)
+    row = n * S + s
+    lse2 = tl.load(lse2_ptr + row, mask=valid, other=0.0)
+    delta = tl.load(delta_ptr + row, mask=valid, other=0.0)
+    dout_r = tl.load(dout_ptr + row * 2, mask=valid, other=0.0)
+    dout_c = tl.load(dout_ptr + row * 2 + 1, mask=valid, other=0.0)
+    qk_scale = scale * 1.4426950408889634  # log2(e): softmax in base 2
+    dq = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
+    for first in range(0, box_h * box_w, BLOCK_N):
+        idx = first + tl.arange(0, BLOCK_N)
+        key_ok = idx < box_h * box_w
+        key_r = box_r + idx // box_w
+        key_c = box_c + idx % box_w
+        k_offsets = (frame_k * S + key_r * W + key_c)[:, None] * D + feat[None, :]
+        k_mask = key_ok[:, None] & feat_ok[None, :]
+        k = tl.load(k_ptr + k_offsets, mask=k_mask, other=0.0)
+        qk = tl.dot(q, tl.trans(k), input_precision=PRECISION)
+        inside = _window_mask(valid, start_r, start_c, key_r, key_c, key_ok, eh, ew)
+        p = tl.where(inside, tl.exp2(qk * qk_scale - lse2[:, None]), 0.0)
+        dpos = key_r.to(tl.float32)[None, :] * dout_r[:, None] + key_c.to(tl.float32)[None, :] * dout_c[:, None]
+        ds = (p * (dpos - delta[:, None])).to(k.dtype)
+        dq += tl.dot(ds, k, input_precision=PRECISION)
+        dk = tl.dot(tl.trans(ds), q, input_precision=PRECISION)
+        tl.atomic_add(dk_ptr + k_offsets, dk * scale, mask=k_mask)
+    tl.atomic_add(dq_ptr + q_offsets, dq * scale, mask=q_mask)

@@ -1,0 +1,177 @@
+"""The Triton backend equals the reference backend: values and gradients, windowed and dense, any shape.
+
+Without CUDA the kernels run in Triton's CPU interpreter (tests/conftest.py sets TRITON_INTERPRET=1 before any
+kernel module is imported). Tolerances: float32 positions to 1e-4 token and gradients to 1e-4 relative to
+their largest entry (the kernels sum in another order than torch's matmul; a wrong window or block mask moves
+positions by about a token); float16 positions to 1e-2 token (the fp16 rounding of positions up to ~16).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+pytest.importorskip("triton")
+
+from fastvmt.backends.base import Case  # noqa: E402
+from fastvmt.backends.dispatch import BackendUnavailable  # noqa: E402
+from fastvmt.backends.reference import ReferenceBackend  # noqa: E402
+from fastvmt.backends.triton import TritonBackend  # noqa: E402
+
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+TRITON = TritonBackend()
+REFERENCE = ReferenceBackend()
+_OK, _REASON = TRITON.supports(Case("windowed", DEVICE, torch.float32, (1, 3, 4, 16), True))
+needs_triton = pytest.mark.skipif(not _OK, reason=f"triton cannot run here: {_REASON}")
+
+
+def test_triton_runs_in_this_test_setup():
+    """With CUDA, or TRITON_INTERPRET=1 as conftest sets without CUDA, the backend accepts float32 cases."""
+    import os
+
+    if DEVICE.type == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
+        pytest.skip("TRITON_INTERPRET was explicitly disabled on a machine without CUDA")
+    assert _OK, _REASON
+
+
+def _features(seed: int, f: int, h: int, w: int, d: int, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    q = torch.randn(f, h, w, d, generator=gen).to(DEVICE, dtype)
+    k = torch.randn(f, h, w, d, generator=gen).to(DEVICE, dtype)
+    return q.requires_grad_(), k.requires_grad_()
+
+
+@st.composite
+def _pairs(draw, frames: int) -> torch.Tensor:
+    """Some (i, j) frame pairs, repeats of a frame included (gradients of shared frames add up)."""
+    frame = st.integers(0, frames - 1)
+    pairs = draw(st.lists(st.tuples(frame, frame), min_size=1, max_size=4))
+    return torch.tensor(pairs, dtype=torch.long, device=DEVICE)
+
+
+def _starts(seed: int, n: int, tiles: tuple[int, int], grid: tuple[int, int], extent: tuple[int, int]):
+    """Window corners in bounds: a third at the top/left border, a third at the bottom/right, a third anywhere."""
+    gen = torch.Generator().manual_seed(seed + 1)
+    corners = []
+    for length, e in zip(grid, extent):
+        last = length - e
+        anywhere = torch.randint(0, last + 1, (n, tiles[0] * tiles[1]), generator=gen)
+        choice = torch.randint(0, 3, anywhere.shape, generator=gen)
+        corners.append(torch.where(choice == 0, 0, torch.where(choice == 1, last, anywhere)))
+    return torch.stack(corners, dim=-1).to(DEVICE)
+
+
+def _assert_grads_close(out, ref, inputs, seed):
+    grad = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed + 2)).to(DEVICE)
+    got = torch.autograd.grad(out, inputs, grad.to(out.dtype), retain_graph=True)  # shared input ops
+    want = torch.autograd.grad(ref, inputs, grad)
+    for name, g, r in zip(("q", "k"), got, want):
+        tol = 1e-4 * max(1.0, r.abs().max().item())
+        torch.testing.assert_close(g, r, atol=tol, rtol=1e-4, msg=lambda m: f"grad {name}: {m}")
+
+
+@st.composite
+def windowed_cases(draw):
+    tile = (draw(st.sampled_from([1, 2, 3])), draw(st.sampled_from([1, 2, 4])))
+    tiles = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    grid = (tile[0] * tiles[0], tile[1] * tiles[1])
+    window = draw(st.integers(0, max(grid) + 1)) * 2 + 1  # odd; >= the grid in some cases
+    return dict(
+        frames=draw(st.integers(1, 3)),
+        tile=tile,
+        tiles=tiles,
+        grid=grid,
+        extent=(min(window, grid[0]), min(window, grid[1])),
+        d=draw(st.sampled_from([8, 16, 24, 40])),
+        tau=draw(st.floats(0.5, 4.0)),
+        seed=draw(st.integers(0, 2**16)),
+    )
+
+
+@needs_triton
+@given(case=windowed_cases(), data=st.data())
+@example(  # several key blocks per program and partial query blocks (13 rows of tiles 1 x 4)
+    case=dict(frames=2, tile=(1, 4), tiles=(13, 4), grid=(13, 16), extent=(11, 11), d=24, tau=2.0, seed=7),
+    data=None,
+)
+def test_windowed_positions_and_gradients_match_reference(case, data):
+    frames, (h, w), tile, extent = case["frames"], case["grid"], case["tile"], case["extent"]
+    pairs = data.draw(_pairs(frames)) if data is not None else torch.tensor([[0, 1], [1, 1], [0, 0]], device=DEVICE)
+    starts = _starts(case["seed"], len(pairs), case["tiles"], (h, w), extent)
+    q, k = _features(case["seed"], frames, h, w, case["d"])
+    scale = case["tau"] / case["d"] ** 0.5
+
+    out = TRITON.windowed_positions(q, k, pairs, starts, tile, extent, scale)
+    ref = REFERENCE.windowed_positions(q, k, pairs, starts, tile, extent, scale)
+
+    torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-5)
+    _assert_grads_close(out, ref, (q, k), case["seed"])
+
+
+@st.composite
+def dense_cases(draw):
+    return dict(
+        frames=draw(st.integers(1, 3)),
+        grid=(draw(st.integers(1, 12)), draw(st.integers(1, 14))),
+        queries=draw(st.one_of(st.none(), st.integers(1, 20))),  # None: every token of the frame
+        d=draw(st.sampled_from([8, 16, 24, 40])),
+        tau=draw(st.floats(0.5, 4.0)),
+        seed=draw(st.integers(0, 2**16)),
+    )
+
+
+@needs_triton
+@given(case=dense_cases(), data=st.data())
+def test_dense_positions_and_gradients_match_reference(case, data):
+    frames, (h, w), d = case["frames"], case["grid"], case["d"]
+    pairs = data.draw(_pairs(frames))
+    q, k = _features(case["seed"], frames, h, w, d)
+    queries = q.reshape(frames, h * w, d)
+    if case["queries"] is not None:  # e.g. the tiles' representative queries of the coarse pass
+        pick = torch.randint(0, h * w, (case["queries"],), generator=torch.Generator().manual_seed(case["seed"]))
+        queries = queries[:, pick.to(DEVICE)]
+    scale = case["tau"] / d**0.5
+
+    out = TRITON.dense_positions(queries, k, pairs, scale)
+    ref = REFERENCE.dense_positions(queries, k, pairs, scale)
+
+    torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-5)
+    _assert_grads_close(out, ref, (q, k), case["seed"])
+
+
+@needs_triton
+@given(grid=st.tuples(st.integers(1, 16), st.integers(1, 16)), seed=st.integers(0, 999))
+@example(grid=(12, 14), seed=0)  # 168 keys: ties across key blocks
+def test_dense_argmax_matches_reference_including_ties(grid, seed):
+    """0/1 features make exact ties common: the lowest raster index must win, as in the reference."""
+    h, w = grid
+    gen = torch.Generator().manual_seed(seed)
+    q = torch.randint(0, 2, (2, h * w, 8), generator=gen).float().to(DEVICE)
+    k = torch.randint(0, 2, (2, h, w, 8), generator=gen).float().to(DEVICE)
+    pairs = torch.tensor([[0, 0], [0, 1], [1, 0]], device=DEVICE)
+
+    out = TRITON.dense_argmax_positions(q, k, pairs)
+
+    assert torch.equal(out, REFERENCE.dense_argmax_positions(q, k, pairs))
+
+
+@needs_triton
+@given(case=windowed_cases())
+def test_float16_forward_matches_reference_in_float32(case):
+    frames, (h, w), tile, extent = case["frames"], case["grid"], case["tile"], case["extent"]
+    pairs = torch.tensor([[0, frames - 1], [0, 0]], device=DEVICE)
+    starts = _starts(case["seed"], len(pairs), case["tiles"], (h, w), extent)
+    q, k = _features(case["seed"], frames, h, w, case["d"], dtype=torch.float16)
+    scale = case["tau"] / case["d"] ** 0.5
+    q32, k32 = q.detach().float(), k.detach().float()
+
+    windowed = TRITON.windowed_positions(q, k, pairs, starts, tile, extent, scale)
+    dense = TRITON.dense_positions(q.reshape(frames, h * w, -1), k, pairs, scale)
+
+    assert windowed.dtype == dense.dtype == torch.float16
+    want_windowed = REFERENCE.windowed_positions(q32, k32, pairs, starts, tile, extent, scale)
+    want_dense = REFERENCE.dense_positions(q32.reshape(frames, h * w, -1), k32, pairs, scale)
+    torch.testing.assert_close(windowed.float(), want_windowed, atol=1e-2, rtol=1e-3)
+    torch.testing.assert_close(dense.float(), want_dense, atol=1e-2, rtol=1e-3)
