@@ -25,7 +25,12 @@ __all__ = ["KINDS", "PluginError", "Registration", "Registry", "get", "names", "
 
 ENTRY_POINT_GROUP = "fastvmt"
 ENV_LOAD_PLUGINS = "FASTVMT_LOAD_PLUGINS"
-BUILTIN_PLUGINS = ("fastvmt.backends.plugin", "fastvmt.metrics.plugin", "fastvmt.backbones.plugin")
+BUILTIN_PLUGINS = (
+    "fastvmt.backends.plugin",
+    "fastvmt.backbones.plugin",
+    "fastvmt.strategies.plugin",
+    "fastvmt.metrics.plugin",
+)
 
 
 def _base_types() -> dict[str, type]:

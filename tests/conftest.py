@@ -11,6 +11,10 @@ from hypothesis import settings
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
+# The tests run tiny shapes, where a second intra-op thread only adds synchronisation (and, on a busy 2-core
+# machine, oversubscription that made tiny-model runs 10x slower).
+torch.set_num_threads(1)
+
 settings.register_profile("ci", max_examples=12, deadline=None, derandomize=True, print_blob=True)
 settings.register_profile("dev", max_examples=30, deadline=None, print_blob=True)
 settings.register_profile("thorough", max_examples=300, deadline=None, print_blob=True)

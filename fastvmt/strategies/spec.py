@@ -15,6 +15,11 @@ from typing import Any, Literal
 __all__ = ["Component", "Strategy"]
 
 
+def _tuples(options: Mapping[str, Any]) -> dict[str, Any]:
+    """JSON turns tuples into lists; component options use tuples (e.g. ``tile``)."""
+    return {key: tuple(value) if isinstance(value, list) else value for key, value in options.items()}
+
+
 def _frozen(options: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(options or {}))
 
@@ -112,9 +117,23 @@ class Strategy:
             direct["learning_rate"] = tuple(direct["learning_rate"])
         return dataclasses.replace(self, **direct)
 
-    def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Strategy:
+        """The inverse of :meth:`to_dict` (e.g. a run's JSON sidecar); unknown fields raise ``ValueError``."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - fields
+        if unknown:
+            raise ValueError(f"unknown strategy fields {sorted(unknown)}; fields: {', '.join(sorted(fields))}")
+        values = dict(data)
         for key in ("extractor", "loss", "scheduler"):
-            component = getattr(self, key)
-            out[key] = component.to_dict() if component is not None else None
+            if values.get(key) is not None:
+                values[key] = Component(values[key]["name"], _tuples(values[key].get("options", {})))
+        if "learning_rate" in values:
+            values["learning_rate"] = tuple(values["learning_rate"])
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for key in ("extractor", "loss", "scheduler"):
+            out[key] = out[key].to_dict() if out[key] is not None else None
         return out

@@ -1,0 +1,246 @@
+"""The motion-transfer pipeline: guided flow-matching sampling on a backbone (ALGORITHM.md 4).
+
+>>> pipe = MotionTransferPipeline.from_pretrained("Wan2.1-T2V-1.3B", strategy="fastvmt")  # doctest: +SKIP
+>>> result = pipe(reference_frames, "a red car drives along a coastal road")  # doctest: +SKIP
+>>> result.frames.shape  # (T, H, W, 3) uint8  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from fastvmt import plugins
+from fastvmt.backends.dispatch import use_backend
+from fastvmt.guidance import GuidanceStep, guide_latents
+from fastvmt.interfaces import Backbone, MotionField, StepState, VideoGeometry
+from fastvmt.report import PhaseTimer, RunReport
+from fastvmt.sampling import FlowMatchSchedule, add_noise
+from fastvmt.strategies.components import build_components, resolve_strategy
+from fastvmt.strategies.spec import Strategy
+
+__all__ = ["DEFAULT_NEGATIVE_PROMPT", "MotionTransferPipeline", "TransferResult"]
+
+#: Wan2.1's recommended negative prompt.
+DEFAULT_NEGATIVE_PROMPT = (
+    "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，JPEG压缩残留，"
+    "丑陋，残缺，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，手指融合，静止不动的画面，"
+    "杂乱的背景，三条腿，背景人很多，倒着走"
+)
+
+Callback = Callable[[StepState], "Tensor | None"]
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    """The generated video as ``(T, H, W, 3)`` uint8 frames, its final latents and the run's report."""
+
+    frames: np.ndarray
+    latents: Tensor
+    report: RunReport
+
+
+def _frames_to_tensor(video: Any) -> Tensor:
+    """``(T, H, W, 3)`` uint8 frames (numpy or torch) -> ``(T, 3, H, W)`` float32 in [-1, 1]."""
+    frames = torch.as_tensor(np.asarray(video) if not isinstance(video, Tensor) else video)
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"reference video must be (frames, height, width, 3), got shape {tuple(frames.shape)}")
+    if frames.dtype != torch.uint8:
+        raise TypeError(f"reference video must be uint8 frames, got {frames.dtype}")
+    return frames.permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
+
+
+def _tensor_to_frames(video: Tensor) -> np.ndarray:
+    """``(T, 3, H, W)`` in [-1, 1] -> ``(T, H, W, 3)`` uint8."""
+    return video.float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+class MotionTransferPipeline:
+    """Generates a video that follows a prompt in content and a reference video in motion.
+
+    Args:
+        backbone: the video diffusion transformer (e.g. ``WanBackbone.from_pretrained(...)``).
+        strategy: a registered preset name (``fastvmt``, ``ditflow``, ``no_transfer``, plugins') or a Strategy.
+        backend: the AMF backend for every op of the run (``None``: automatic).
+    """
+
+    def __init__(self, backbone: Backbone, strategy: str | Strategy = "fastvmt", backend: str | None = None):
+        self.backbone = backbone
+        self.strategy = resolve_strategy(strategy)
+        self.components = build_components(self.strategy)
+        if self.strategy.guided and self.strategy.block >= backbone.num_blocks:
+            raise ValueError(
+                f"strategy {self.strategy.name!r} captures block {self.strategy.block} but the backbone has "
+                f"{backbone.num_blocks} blocks (0..{backbone.num_blocks - 1}); override 'block'"
+            )
+        self.backend = backend
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model_dir: str,
+        *,
+        strategy: str | Strategy = "fastvmt",
+        backbone: str = "wan",
+        backend: str | None = None,
+        **backbone_options: Any,
+    ) -> MotionTransferPipeline:
+        """Load a registered backbone from a local checkpoint directory and wrap it."""
+        resolve_strategy(strategy)  # unknown names fail before loading gigabytes
+        return cls(plugins.get("backbone", backbone).from_pretrained(model_dir, **backbone_options), strategy, backend)
+
+    def _check_inputs(self, video: Tensor, prompt: str, num_frames, height, width) -> VideoGeometry:
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ValueError("prompt must be a non-empty text describing the video to generate")
+        t, _, h, w = video.shape
+        for name, wanted, actual in (("num_frames", num_frames, t), ("height", height, h), ("width", width, w)):
+            if wanted is not None and wanted != actual:
+                raise ValueError(
+                    f"{name}={wanted} but the reference video has {actual}; load it resized with "
+                    f"fastvmt.io.read_video(path, num_frames=..., height=..., width=...)"
+                )
+        geometry = self.backbone.geometry(t, h, w)
+        if self.components is not None:
+            self.components.extractor.check(geometry.grid)
+        return geometry
+
+    def __call__(
+        self,
+        reference_video: Any,
+        prompt: str,
+        *,
+        negative_prompt: str = DEFAULT_NEGATIVE_PROMPT,
+        num_frames: int | None = None,
+        height: int | None = None,
+        width: int | None = None,
+        num_inference_steps: int = 50,
+        denoising_strength: float | None = None,
+        cfg_scale: float | None = None,
+        seed: int = 42,
+        latents: Tensor | None = None,
+        callbacks: Sequence[Callback] = (),
+        progress: bool = True,
+    ) -> TransferResult:
+        """Run motion transfer.
+
+        Args:
+            reference_video: ``(T, H, W, 3)`` uint8 frames; T = 4k+1, H and W multiples of 16.
+            prompt: what the generated video shows; ``negative_prompt`` steers classifier-free guidance away.
+            num_frames, height, width: optional expectations checked against the reference video.
+            num_inference_steps: denoising steps; the strategy's scheduler guides the first of them.
+            denoising_strength, cfg_scale: override the strategy's values.
+            seed: seeds the start noise and the reference's noise (CPU generator: same result on any device).
+            latents: start from these latents instead of the noised reference (shape of the latent video).
+            callbacks: called after every step with a :class:`StepState`; may return replacement latents.
+            progress: show a progress bar.
+        """
+        strategy = self.strategy
+        video = _frames_to_tensor(reference_video)
+        geometry = self._check_inputs(video, prompt, num_frames, height, width)
+        strength = strategy.denoising_strength if denoising_strength is None else denoising_strength
+        schedule = FlowMatchSchedule.wan(num_inference_steps, shift=strategy.shift, denoising_strength=strength)
+        if latents is not None and tuple(latents.shape) != geometry.latent_shape:
+            raise ValueError(f"latents must have shape {geometry.latent_shape}, got {tuple(latents.shape)}")
+        cfg = strategy.cfg_scale if cfg_scale is None else cfg_scale
+        report = RunReport(
+            config={
+                "strategy": strategy.to_dict(),
+                "prompt": prompt,
+                "negative_prompt": negative_prompt,
+                "num_frames": geometry.num_frames,
+                "height": geometry.height,
+                "width": geometry.width,
+                "num_inference_steps": num_inference_steps,
+                "denoising_strength": strength,
+                "cfg_scale": cfg,
+                "backend": self.backend or "auto",
+            },
+            seed=seed,
+        )
+        backend = use_backend(self.backend) if self.backend else contextlib.nullcontext()
+        with backend:
+            final = self._sample(video, prompt, negative_prompt, geometry, schedule, cfg, seed, latents,
+                                 callbacks, progress, report)
+        return TransferResult(frames=final[0], latents=final[1], report=report)
+
+    def _sample(self, video, prompt, negative_prompt, geometry, schedule, cfg, seed, start, callbacks, progress,
+                report):
+        backbone, strategy, components, counts = self.backbone, self.strategy, self.components, report.counts
+        timer = PhaseTimer(backbone.device)
+        dtype, device = backbone.dtype, backbone.device
+        with timer.phase("encode"), torch.no_grad():
+            context = backbone.encode_prompt(prompt)
+            negative = backbone.encode_prompt(negative_prompt) if cfg != 1.0 else None
+            empty = backbone.encode_prompt("") if components is not None else None
+            reference_latents = backbone.encode_video(video.to(device)).to(dtype)
+        generator = torch.Generator("cpu").manual_seed(seed)
+        start_noise = torch.randn(geometry.latent_shape, generator=generator).to(device, dtype)
+        reference_noise = torch.randn(geometry.latent_shape, generator=generator).to(device, dtype)
+        x = start.to(device, dtype) if start is not None else add_noise(reference_latents, start_noise,
+                                                                        schedule.sigmas[0])
+        num_steps = len(schedule)
+        guided_steps = [k for k in range(num_steps) if components and components.scheduler.is_guided(k, num_steps)]
+        reference: tuple[MotionField, Any] | None = None
+        bar = tqdm(total=num_steps, disable=not progress, desc=f"fastvmt {strategy.name}", unit="step")
+        with bar:
+            for k in range(num_steps):
+                timestep, loss = schedule.timestep(k), None
+                if k in guided_steps:
+                    if reference is None or strategy.reference == "per_step":
+                        with timer.phase("reference_features"):
+                            reference = self._reference_motion(reference_latents, reference_noise, schedule, k,
+                                                               empty, counts)
+                    step = GuidanceStep(k, num_steps, guided_steps.index(k), len(guided_steps), timestep, *reference)
+                    with timer.phase("guidance"):
+                        x, losses = guide_latents(x, step, backbone=backbone, components=components,
+                                                  strategy=strategy, context=context, counts=counts)
+                    report.losses.extend({"step": k, **parts} for parts in losses)
+                    loss = losses[-1]["total"] if losses else None
+                    counts.guided_steps += 1
+                with timer.phase("denoise"), torch.no_grad():
+                    velocity = backbone.velocity(x, timestep, context, negative, cfg)
+                    x = schedule.step(x, velocity, k)
+                counts.steps += 1
+                counts.blocks_forward += backbone.num_blocks * (2 if negative is not None else 1)
+                x = self._run_callbacks(callbacks, x, k, num_steps, timestep, schedule.sigmas[k], loss,
+                                        k in guided_steps, counts)
+                bar.set_postfix(loss="-" if loss is None else f"{loss:.4g}",
+                                grads=f"{counts.gradients_computed}c/{counts.gradients_reused}r")
+                bar.update()
+        with timer.phase("decode"), torch.no_grad():
+            frames = _tensor_to_frames(backbone.decode(x))
+        report.seconds = dict(timer.seconds)
+        return frames, x
+
+    def _reference_motion(self, reference_latents, reference_noise, schedule, k, empty, counts):
+        """Reference motion and extractor state: noised to step ``k`` (per_step) or clean at timestep 0 (once)."""
+        if self.strategy.reference == "per_step":
+            latents, timestep = add_noise(reference_latents, reference_noise, schedule.sigmas[k]), schedule.timestep(k)
+        else:
+            latents, timestep = reference_latents, 0.0
+        with torch.no_grad():
+            features = self.backbone.features(latents, timestep, empty, block=self.strategy.block)
+            state = self.components.extractor.fit(features)
+            motion = self.components.extractor.extract(features, state, reference=True)
+        counts.blocks_forward += self.strategy.block + 1
+        return motion, state
+
+    @staticmethod
+    def _run_callbacks(callbacks, x, k, num_steps, timestep, sigma, loss, guided, counts):
+        for callback in callbacks:
+            state = StepState(k, num_steps, timestep, sigma, x, guided, loss, counts.gradients_computed,
+                              counts.gradients_reused)
+            replacement = callback(state)
+            if replacement is not None:
+                if replacement.shape != x.shape:
+                    raise ValueError(f"callback returned latents of shape {tuple(replacement.shape)}, "
+                                     f"expected {tuple(x.shape)}")
+                x = replacement.to(x.device, x.dtype)
+        return x

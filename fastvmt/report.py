@@ -1,0 +1,86 @@
+"""What a run reports: resolved configuration, seed, versions, wall time per phase and work counts."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["PhaseTimer", "RunCounts", "RunReport", "package_versions"]
+
+_PACKAGES = ("fastvmt", "torch", "diffsynth", "triton", "numpy")
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages that shape a run (``"not installed"`` for missing ones)."""
+    versions = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+@dataclass
+class RunCounts:
+    """Work done by a run. A feature capture counts the blocks it runs, the captured block as one."""
+
+    steps: int = 0
+    guided_steps: int = 0
+    inner_iterations: int = 0
+    gradients_computed: int = 0
+    gradients_reused: int = 0
+    blocks_forward: int = 0
+    blocks_backward: int = 0
+
+
+class PhaseTimer:
+    """Accumulates wall time per named phase (synchronising CUDA so GPU work is attributed correctly)."""
+
+    def __init__(self, device: torch.device | str = "cpu"):
+        self.seconds: dict[str, float] = defaultdict(float)
+        self._cuda = torch.device(device).type == "cuda"
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        if self._cuda:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self._cuda:
+                torch.cuda.synchronize()
+            self.seconds[name] += time.perf_counter() - start
+
+
+@dataclass
+class RunReport:
+    """The record of one run; ``to_json`` writes the sidecar that ``--config`` replays."""
+
+    config: dict[str, Any]
+    seed: int
+    counts: RunCounts = field(default_factory=RunCounts)
+    seconds: dict[str, float] = field(default_factory=dict)
+    losses: list[dict[str, float]] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=package_versions)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self, path: str | Path) -> None:
+        """Write the sidecar atomically (a temporary file in the same directory, then a rename)."""
+        path = Path(path)
+        partial = path.with_name(f".{path.name}.partial")
+        partial.write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n")
+        partial.replace(path)

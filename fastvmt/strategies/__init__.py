@@ -1,0 +1,1 @@
+"""Built-in strategies and their components (extractors, losses, gradient schedulers)."""

@@ -1,0 +1,109 @@
+"""Motion extractors: attention motion flow (AMF), windowed (FastVMT) and dense (DiTFlow).
+
+Both reduce heads (:mod:`fastvmt.strategies.heads`) and compute in float32 on the backend chosen by
+:func:`fastvmt.use_backend` (or the ops' automatic choice).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from fastvmt import ops
+from fastvmt.interfaces import AttentionFeatures, MotionExtractor, MotionField, TokenGrid
+from fastvmt.strategies.heads import HEAD_MODES, reduce_heads
+
+__all__ = ["DenseAMFExtractor", "WindowedAMFExtractor"]
+
+
+def _check_common(heads: str, sf: int, tau: float, pairs: str) -> None:
+    if heads not in HEAD_MODES:
+        raise ValueError(f"heads must be one of {', '.join(HEAD_MODES)}, got {heads!r}")
+    if not isinstance(sf, int) or sf < 1:
+        raise ValueError(f"sf must be an int >= 1, got {sf!r}")
+    if not tau > 0:
+        raise ValueError(f"tau must be > 0, got {tau!r}")
+    if pairs not in ("forward", "all"):
+        raise ValueError(f"pairs must be 'forward' or 'all', got {pairs!r}")
+
+
+def _float_qk(features: AttentionFeatures, heads: str) -> tuple[torch.Tensor, torch.Tensor, float]:
+    q, k, scale = reduce_heads(features, heads)
+    return q.float(), k.float(), scale
+
+
+def _span(sf: int, pairs: str, frames: int) -> int:
+    return frames if pairs == "all" else sf
+
+
+class WindowedAMFExtractor(MotionExtractor):
+    """FastVMT's windowed AMF (ALGORITHM.md 2): flow inside a window around each tile's coarse match.
+
+    Also returns the window key means the corresponding-window loss needs.
+    """
+
+    def __init__(
+        self,
+        heads: str = "mean_qk",
+        sf: int = 4,
+        tile: tuple[int, int] = (3, 4),
+        window: int = 21,
+        tau: float = 1.0,
+        pairs: str = "forward",
+    ):
+        _check_common(heads, sf, tau, pairs)
+        if not isinstance(window, int) or window < 1 or window % 2 == 0:
+            raise ValueError(f"window must be a positive odd int, got {window!r}")
+        if len(tile) != 2 or not all(isinstance(t, int) and t >= 1 for t in tile):
+            raise ValueError(f"tile must be two positive ints (rows, cols), got {tile!r}")
+        self.heads, self.sf, self.tile, self.window, self.tau, self.pairs = heads, sf, tuple(tile), window, tau, pairs
+
+    def check(self, grid: TokenGrid) -> None:
+        th, tw = self.tile
+        if grid.height % th or grid.width % tw:
+            raise ValueError(
+                f"tile {th}x{tw} does not divide the {grid.height}x{grid.width} token grid; override the extractor's "
+                f"'tile' (e.g. extractor.tile) with sizes dividing it, or change the video size"
+            )
+
+    def extract(self, features: AttentionFeatures, state=None, *, reference: bool = False) -> MotionField:
+        q, k, scale = _float_qk(features, self.heads)
+        with torch.no_grad() if reference else contextlib.nullcontext():
+            amf = ops.windowed_amf(
+                q, k, sf=self.sf, tile=self.tile, window=self.window, tau=self.tau, pairs=self.pairs, scale=scale
+            )
+        return MotionField(
+            displacement=amf.displacement,
+            pairs=amf.pairs,
+            grid=features.grid,
+            span=_span(self.sf, self.pairs, q.shape[0]),
+            key_means=amf.key_means,
+            starts=amf.starts,
+        )
+
+
+class DenseAMFExtractor(MotionExtractor):
+    """Dense AMF over whole frames (DiTFlow). ``reference_mode="argmax"`` takes the reference's displacement to
+    the best-matching key instead of the soft expectation."""
+
+    def __init__(
+        self,
+        heads: str = "mean_qk",
+        sf: int = 4,
+        tau: float = 1.0,
+        pairs: str = "forward",
+        reference_mode: str = "soft",
+    ):
+        _check_common(heads, sf, tau, pairs)
+        if reference_mode not in ("soft", "argmax"):
+            raise ValueError(f"reference_mode must be 'soft' or 'argmax', got {reference_mode!r}")
+        self.heads, self.sf, self.tau, self.pairs, self.reference_mode = heads, sf, tau, pairs, reference_mode
+
+    def extract(self, features: AttentionFeatures, state=None, *, reference: bool = False) -> MotionField:
+        q, k, scale = _float_qk(features, self.heads)
+        mode = self.reference_mode if reference else "soft"
+        with torch.no_grad() if reference else contextlib.nullcontext():
+            displacement = ops.full_amf(q, k, sf=self.sf, tau=self.tau, pairs=self.pairs, scale=scale, mode=mode)
+        pairs = ops.frame_pairs(q.shape[0], self.sf, self.pairs, device=q.device)
+        return MotionField(displacement, pairs, features.grid, span=_span(self.sf, self.pairs, q.shape[0]))

@@ -1,0 +1,50 @@
+"""Guidance losses (ALGORITHM.md 3): FastVMT's AMF + corresponding-window loss, DiTFlow's masked MSE."""
+
+from __future__ import annotations
+
+import torch
+
+from fastvmt import ops
+from fastvmt.interfaces import GuidanceLoss, LossValue, MotionField
+
+__all__ = ["AMFWindowLoss", "MaskedMSELoss"]
+
+
+def _check_same_pairs(reference: MotionField, generated: MotionField) -> None:
+    if reference.pairs.shape != generated.pairs.shape or not torch.equal(
+        reference.pairs.to(generated.pairs.device), generated.pairs
+    ):
+        raise ValueError("reference and generated motion must cover the same frame pairs (same extractor settings)")
+
+
+class AMFWindowLoss(GuidanceLoss):
+    """``lambda_amf * L_amf + lambda_win * L_win``; the window term needs a windowed extractor."""
+
+    def __init__(self, lambda_amf: float = 5.0, lambda_win: float = 1.0, alpha: float = 0.2):
+        if lambda_amf < 0 or lambda_win < 0:
+            raise ValueError(f"loss weights must be >= 0, got lambda_amf={lambda_amf}, lambda_win={lambda_win}")
+        self.lambda_amf, self.lambda_win, self.alpha = lambda_amf, lambda_win, alpha
+
+    def __call__(self, reference: MotionField, generated: MotionField) -> LossValue:
+        _check_same_pairs(reference, generated)
+        amf = ops.amf_loss(
+            reference.displacement, generated.displacement, pairs=generated.pairs, sf=generated.span, alpha=self.alpha
+        )
+        total = self.lambda_amf * amf
+        parts = {"amf": amf.item()}
+        if self.lambda_win:
+            if generated.key_means is None:
+                raise ValueError("the window loss needs window key means: use a windowed extractor or lambda_win=0")
+            window = ops.window_loss(generated.key_means, generated.pairs)
+            total = total + self.lambda_win * window
+            parts["window"] = window.item()
+        return LossValue(total, parts)
+
+
+class MaskedMSELoss(GuidanceLoss):
+    """DiTFlow's loss: squared error of the displacements where the reference moves (``||Delta_ref|| > 0``)."""
+
+    def __call__(self, reference: MotionField, generated: MotionField) -> LossValue:
+        _check_same_pairs(reference, generated)
+        loss = ops.masked_mse_loss(reference.displacement, generated.displacement)
+        return LossValue(loss, {"masked_mse": loss.item()})
