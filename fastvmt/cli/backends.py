@@ -15,7 +15,7 @@ _PROBE_SHAPE = (2, 6, 8, 128)
 
 @app.command()
 def backends(
-    device: Optional[str] = typer.Option(None, help="Device to check: cpu, cuda, cuda:1... [default: cuda if available]"),
+    device: Optional[str] = typer.Option(None, help="Device to check: cpu, cuda, cuda:1 [default: cuda if present]"),
     dtype: str = typer.Option("float32", help="Feature dtype to check: float32, float16, bfloat16, float64."),
 ) -> None:
     """List every registered AMF backend, the ops it implements and whether it can run them here, and why not."""

@@ -35,6 +35,9 @@ def _interpreter_status() -> tuple[bool, str]:
 
 def _runtime_reason(device: torch.device, dtype: torch.dtype) -> str:
     """Why the kernels cannot run on ``device`` in ``dtype`` here, or ``""``."""
+    dtype_name = str(dtype).removeprefix("torch.")
+    if dtype not in _GPU_DTYPES:
+        return f"dtype {dtype_name} is not supported (float16, bfloat16, float32); use backend 'torch' for it"
     if importlib.util.find_spec("triton") is None:
         return "triton is not installed (pip install 'fastvmt[triton]', Linux x86-64 with a CUDA GPU)"
     interpreted, reason = _interpreter_status()
@@ -44,7 +47,7 @@ def _runtime_reason(device: torch.device, dtype: torch.dtype) -> str:
         if device.type not in ("cpu", "cuda"):
             return f"Triton's interpreter runs CPU or CUDA tensors, got {device.type}"
         if dtype not in _INTERPRETER_DTYPES:
-            return f"Triton's interpreter computes {dtype} wrongly; use float32 or float16 with TRITON_INTERPRET=1"
+            return f"Triton's interpreter computes {dtype_name} wrongly; use float32 or float16 with TRITON_INTERPRET=1"
         return ""
     if device.type == "cpu":
         return (
@@ -59,8 +62,6 @@ def _runtime_reason(device: torch.device, dtype: torch.dtype) -> str:
     if capability < _MIN_CAPABILITY:
         name = torch.cuda.get_device_name(device)
         return f"GPU {name} has compute capability {capability}; the Triton kernels need Ampere (8.0) or newer"
-    if dtype not in _GPU_DTYPES:
-        return f"dtype {dtype} is not supported (float16, bfloat16, float32); use backend 'torch' for it"
     return ""
 
 

@@ -15,13 +15,14 @@ import triton
 __all__ = [
     "INTERPRETED",
     "block_d",
+    "dense_backward_configs",
     "dense_configs",
     "dot_precision",
     "interpreter_requested",
     "query_block_shape",
+    "windowed_backward_configs",
     "windowed_configs",
 ]
-
 
 
 def interpreter_requested() -> bool:
@@ -36,26 +37,38 @@ def interpreter_requested() -> bool:
 INTERPRETED: bool = interpreter_requested()
 
 
-def _configs(blocks: list[tuple[int, int]], warps: tuple[int, ...], stages: tuple[int, ...]) -> list[triton.Config]:
+def _configs(shapes: list[tuple[int, int, int]], stages: tuple[int, ...] = (2, 3)) -> list[triton.Config]:
+    """Configs from ``(BLOCK_M, BLOCK_N, num_warps)`` shapes; one big block in the interpreter."""
     if INTERPRETED:
-        # One big block: every program step of the interpreter costs the same Python overhead, whatever its size.
+        # Every program step of the interpreter costs about the same Python overhead, whatever its size.
         return [triton.Config({"BLOCK_M": 64, "BLOCK_N": 128}, num_warps=4, num_stages=1)]
     return [
-        triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_warps=w, num_stages=s)
-        for m, n in blocks
-        for w in warps
-        for s in stages
+        triton.Config({"BLOCK_M": m, "BLOCK_N": n}, num_warps=w, num_stages=s) for m, n, w in shapes for s in stages
     ]
 
 
+# Candidates were chosen by compiling for sm_90 and sm_80 (bf16, D = 128) and keeping the shapes that do not
+# spill registers: the backward passes hold a float32 gradient block besides the logits, hence 8 warps.
+
+
 def dense_configs() -> list[triton.Config]:
-    """Autotune candidates of the dense (flash-attention style) kernels, for Ampere/Hopper."""
-    return _configs([(64, 64), (128, 64), (128, 128), (64, 128)], warps=(4, 8), stages=(2, 3))
+    """Autotune candidates of the dense forward and argmax kernels."""
+    return _configs([(m, n, w) for m, n in [(64, 64), (128, 64), (128, 128), (64, 128)] for w in (4, 8)])
+
+
+def dense_backward_configs() -> list[triton.Config]:
+    """Autotune candidates of the dense dq and dk kernels."""
+    return _configs([(64, 64, 8), (128, 32, 8), (32, 128, 8), (64, 32, 4)])
 
 
 def windowed_configs() -> list[triton.Config]:
-    """Autotune candidates of the windowed kernels (keys come from a data-dependent box, so fewer stages)."""
-    return _configs([(64, 64), (128, 64), (64, 32)], warps=(4, 8), stages=(2, 3))
+    """Autotune candidates of the windowed forward (keys come from a data-dependent box)."""
+    return _configs([(m, n, w) for m, n in [(64, 64), (128, 64), (64, 32)] for w in (4, 8)])
+
+
+def windowed_backward_configs() -> list[triton.Config]:
+    """Autotune candidates of the windowed backward."""
+    return _configs([(64, 64, 8), (64, 32, 8), (128, 32, 8)])
 
 
 def block_d(d: int) -> int:

@@ -17,11 +17,23 @@ from typing import no_type_check
 import triton
 import triton.language as tl
 
-from fastvmt.backends.triton.configs import dense_configs
+from fastvmt.backends.triton.configs import dense_backward_configs, dense_configs
 
-__all__ = ["dense_argmax_kernel", "dense_dk_kernel", "dense_dq_kernel", "dense_forward_kernel"]
+__all__ = ["dense_argmax_kernel", "dense_dk_kernel", "dense_dq_kernel", "dense_forward_kernel", "pair_bases"]
 
 _TUNING_KEY = ["SQ", "H", "W", "D"]
+
+
+@triton.jit
+@no_type_check
+def pair_bases(pairs_ptr, n, q_frame_size, k_frame_size, rows_per_pair):
+    """Offsets (int64 scalars) of pair ``n``'s query frame and key frame, and of its first output row.
+
+    Kept scalar so that the per-element offsets inside a frame stay 32-bit (fewer registers).
+    """
+    frame_q = tl.load(pairs_ptr + 2 * n)
+    frame_k = tl.load(pairs_ptr + 2 * n + 1)
+    return frame_q * q_frame_size, frame_k * k_frame_size, n * rows_per_pair
 
 
 @triton.autotune(configs=dense_configs(), key=_TUNING_KEY)
@@ -35,15 +47,12 @@ def dense_forward_kernel(
     """Grid ``(cdiv(SQ, BLOCK_M), N)``. Writes ``out`` ``(N, SQ, 2)`` fp32 and ``lse2`` ``(N, SQ)`` fp32."""
     n = tl.program_id(1).to(tl.int64)
     S = H * W
-    frame_q = tl.load(pairs_ptr + 2 * n)
-    frame_k = tl.load(pairs_ptr + 2 * n + 1)
+    q_frame, k_frame, row = pair_bases(pairs_ptr, n, SQ * D, S * D, SQ)
     s = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     valid = s < SQ
     feat = tl.arange(0, BLOCK_D)
     feat_ok = feat < D
-    q = tl.load(
-        q_ptr + (frame_q * SQ + s)[:, None] * D + feat[None, :], mask=valid[:, None] & feat_ok[None, :], other=0.0
-    )
+    q = tl.load(q_ptr + q_frame + s[:, None] * D + feat[None, :], mask=valid[:, None] & feat_ok[None, :], other=0.0)
     qk_scale = scale * 1.4426950408889634  # log2(e): softmax in base 2
     m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
     l_i = tl.zeros([BLOCK_M], tl.float32)
@@ -53,7 +62,7 @@ def dense_forward_kernel(
         key = first + tl.arange(0, BLOCK_N)
         key_ok = key < S
         k = tl.load(
-            k_ptr + (frame_k * S + key)[:, None] * D + feat[None, :], mask=key_ok[:, None] & feat_ok[None, :], other=0.0
+            k_ptr + k_frame + key[:, None] * D + feat[None, :], mask=key_ok[:, None] & feat_ok[None, :], other=0.0
         )
         qk = tl.dot(q, tl.trans(k), input_precision=PRECISION)
         logits = tl.where(key_ok[None, :], qk * qk_scale, float("-inf"))
@@ -64,10 +73,9 @@ def dense_forward_kernel(
         acc_r = acc_r * alpha + tl.sum(p * (key // W).to(tl.float32)[None, :], axis=1)
         acc_c = acc_c * alpha + tl.sum(p * (key % W).to(tl.float32)[None, :], axis=1)
         m_i = m_new
-    row = n * SQ + s
-    tl.store(out_ptr + row * 2, acc_r / l_i, mask=valid)
-    tl.store(out_ptr + row * 2 + 1, acc_c / l_i, mask=valid)
-    tl.store(lse2_ptr + row, m_i + tl.log2(l_i), mask=valid)
+    tl.store(out_ptr + 2 * row + 2 * s, acc_r / l_i, mask=valid)
+    tl.store(out_ptr + 2 * row + 2 * s + 1, acc_c / l_i, mask=valid)
+    tl.store(lse2_ptr + row + s, m_i + tl.log2(l_i), mask=valid)
 
 
 @triton.jit
@@ -80,7 +88,7 @@ def _grad_logits(q, k, key, key_ok, lse2, delta, dout_r, dout_c, qk_scale, W, PR
     return (p * (dpos - delta[:, None])).to(k.dtype)
 
 
-@triton.autotune(configs=dense_configs(), key=_TUNING_KEY, reset_to_zero=["dq_ptr"])
+@triton.autotune(configs=dense_backward_configs(), key=_TUNING_KEY, reset_to_zero=["dq_ptr"])
 @triton.jit
 @no_type_check
 def dense_dq_kernel(
@@ -91,34 +99,31 @@ def dense_dq_kernel(
     """Grid ``(cdiv(SQ, BLOCK_M), N)``. Adds ``scale * ds @ K`` into ``dq`` ``(F, SQ, D)`` fp32."""
     n = tl.program_id(1).to(tl.int64)
     S = H * W
-    frame_q = tl.load(pairs_ptr + 2 * n)
-    frame_k = tl.load(pairs_ptr + 2 * n + 1)
+    q_frame, k_frame, row = pair_bases(pairs_ptr, n, SQ * D, S * D, SQ)
     s = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     valid = s < SQ
     feat = tl.arange(0, BLOCK_D)
     feat_ok = feat < D
-    q_offsets = (frame_q * SQ + s)[:, None] * D + feat[None, :]
-    q_mask = valid[:, None] & feat_ok[None, :]
-    q = tl.load(q_ptr + q_offsets, mask=q_mask, other=0.0)
-    row = n * SQ + s
-    lse2 = tl.load(lse2_ptr + row, mask=valid, other=0.0)
-    delta = tl.load(delta_ptr + row, mask=valid, other=0.0)
-    dout_r = tl.load(dout_ptr + row * 2, mask=valid, other=0.0)
-    dout_c = tl.load(dout_ptr + row * 2 + 1, mask=valid, other=0.0)
+    q = tl.load(q_ptr + q_frame + s[:, None] * D + feat[None, :], mask=valid[:, None] & feat_ok[None, :], other=0.0)
+    lse2 = tl.load(lse2_ptr + row + s, mask=valid, other=0.0)
+    delta = tl.load(delta_ptr + row + s, mask=valid, other=0.0)
+    dout_r = tl.load(dout_ptr + 2 * row + 2 * s, mask=valid, other=0.0)
+    dout_c = tl.load(dout_ptr + 2 * row + 2 * s + 1, mask=valid, other=0.0)
     qk_scale = scale * 1.4426950408889634
     dq = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
     for first in range(0, S, BLOCK_N):
         key = first + tl.arange(0, BLOCK_N)
         key_ok = key < S
         k = tl.load(
-            k_ptr + (frame_k * S + key)[:, None] * D + feat[None, :], mask=key_ok[:, None] & feat_ok[None, :], other=0.0
+            k_ptr + k_frame + key[:, None] * D + feat[None, :], mask=key_ok[:, None] & feat_ok[None, :], other=0.0
         )
         ds = _grad_logits(q, k, key, key_ok, lse2, delta, dout_r, dout_c, qk_scale, W, PRECISION)
         dq += tl.dot(ds, k, input_precision=PRECISION)
-    tl.atomic_add(dq_ptr + q_offsets, dq * scale, mask=q_mask)
+    q_offsets = s[:, None] * D + feat[None, :]
+    tl.atomic_add(dq_ptr + q_frame + q_offsets, dq * scale, mask=valid[:, None] & feat_ok[None, :], sem="relaxed")
 
 
-@triton.autotune(configs=dense_configs(), key=_TUNING_KEY, reset_to_zero=["dk_ptr"])
+@triton.autotune(configs=dense_backward_configs(), key=_TUNING_KEY, reset_to_zero=["dk_ptr"])
 @triton.jit
 @no_type_check
 def dense_dk_kernel(
@@ -129,31 +134,28 @@ def dense_dk_kernel(
     """Grid ``(cdiv(S, BLOCK_N), N)``. Adds ``scale * ds^T @ Q`` into ``dk`` ``(F, S, D)`` fp32."""
     n = tl.program_id(1).to(tl.int64)
     S = H * W
-    frame_q = tl.load(pairs_ptr + 2 * n)
-    frame_k = tl.load(pairs_ptr + 2 * n + 1)
+    q_frame, k_frame, row = pair_bases(pairs_ptr, n, SQ * D, S * D, SQ)
     key = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     key_ok = key < S
     feat = tl.arange(0, BLOCK_D)
     feat_ok = feat < D
-    k_offsets = (frame_k * S + key)[:, None] * D + feat[None, :]
-    k_mask = key_ok[:, None] & feat_ok[None, :]
-    k = tl.load(k_ptr + k_offsets, mask=k_mask, other=0.0)
+    k = tl.load(k_ptr + k_frame + key[:, None] * D + feat[None, :], mask=key_ok[:, None] & feat_ok[None, :], other=0.0)
     qk_scale = scale * 1.4426950408889634
     dk = tl.zeros([BLOCK_N, BLOCK_D], tl.float32)
     for first in range(0, SQ, BLOCK_M):
         s = first + tl.arange(0, BLOCK_M)
         valid = s < SQ
         q = tl.load(
-            q_ptr + (frame_q * SQ + s)[:, None] * D + feat[None, :], mask=valid[:, None] & feat_ok[None, :], other=0.0
+            q_ptr + q_frame + s[:, None] * D + feat[None, :], mask=valid[:, None] & feat_ok[None, :], other=0.0
         )
-        row = n * SQ + s
-        lse2 = tl.load(lse2_ptr + row, mask=valid, other=0.0)
-        delta = tl.load(delta_ptr + row, mask=valid, other=0.0)
-        dout_r = tl.load(dout_ptr + row * 2, mask=valid, other=0.0)
-        dout_c = tl.load(dout_ptr + row * 2 + 1, mask=valid, other=0.0)
+        lse2 = tl.load(lse2_ptr + row + s, mask=valid, other=0.0)
+        delta = tl.load(delta_ptr + row + s, mask=valid, other=0.0)
+        dout_r = tl.load(dout_ptr + 2 * row + 2 * s, mask=valid, other=0.0)
+        dout_c = tl.load(dout_ptr + 2 * row + 2 * s + 1, mask=valid, other=0.0)
         ds = _grad_logits(q, k, key, key_ok, lse2, delta, dout_r, dout_c, qk_scale, W, PRECISION)
         dk += tl.dot(tl.trans(ds), q, input_precision=PRECISION)
-    tl.atomic_add(dk_ptr + k_offsets, dk * scale, mask=k_mask)
+    k_offsets = key[:, None] * D + feat[None, :]
+    tl.atomic_add(dk_ptr + k_frame + k_offsets, dk * scale, mask=key_ok[:, None] & feat_ok[None, :], sem="relaxed")
 
 
 @triton.autotune(configs=dense_configs(), key=_TUNING_KEY)
@@ -167,22 +169,19 @@ def dense_argmax_kernel(
     """Grid ``(cdiv(SQ, BLOCK_M), N)``. Writes the position of each query's best key (ties: lowest index)."""
     n = tl.program_id(1).to(tl.int64)
     S = H * W
-    frame_q = tl.load(pairs_ptr + 2 * n)
-    frame_k = tl.load(pairs_ptr + 2 * n + 1)
+    q_frame, k_frame, row = pair_bases(pairs_ptr, n, SQ * D, S * D, SQ)
     s = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     valid = s < SQ
     feat = tl.arange(0, BLOCK_D)
     feat_ok = feat < D
-    q = tl.load(
-        q_ptr + (frame_q * SQ + s)[:, None] * D + feat[None, :], mask=valid[:, None] & feat_ok[None, :], other=0.0
-    )
+    q = tl.load(q_ptr + q_frame + s[:, None] * D + feat[None, :], mask=valid[:, None] & feat_ok[None, :], other=0.0)
     best = tl.full([BLOCK_M], float("-inf"), tl.float32)
     best_key = tl.zeros([BLOCK_M], tl.int32)
     for first in range(0, S, BLOCK_N):
         key = first + tl.arange(0, BLOCK_N)
         key_ok = key < S
         k = tl.load(
-            k_ptr + (frame_k * S + key)[:, None] * D + feat[None, :], mask=key_ok[:, None] & feat_ok[None, :], other=0.0
+            k_ptr + k_frame + key[:, None] * D + feat[None, :], mask=key_ok[:, None] & feat_ok[None, :], other=0.0
         )
         qk = tl.where(key_ok[None, :], tl.dot(q, tl.trans(k), input_precision=PRECISION), float("-inf"))
         block_best = tl.max(qk, axis=1)
@@ -190,6 +189,5 @@ def dense_argmax_kernel(
         better = block_best > best  # strict: an earlier block keeps its tie
         best = tl.where(better, block_best, best)
         best_key = tl.where(better, block_key, best_key)
-    row = n * SQ + s
-    tl.store(out_ptr + row * 2, (best_key // W).to(out_ptr.dtype.element_ty), mask=valid)
-    tl.store(out_ptr + row * 2 + 1, (best_key % W).to(out_ptr.dtype.element_ty), mask=valid)
+    tl.store(out_ptr + 2 * row + 2 * s, (best_key // W).to(out_ptr.dtype.element_ty), mask=valid)
+    tl.store(out_ptr + 2 * row + 2 * s + 1, (best_key % W).to(out_ptr.dtype.element_ty), mask=valid)

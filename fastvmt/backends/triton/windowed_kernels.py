@@ -20,7 +20,8 @@ from typing import no_type_check
 import triton
 import triton.language as tl
 
-from fastvmt.backends.triton.configs import query_block_shape, windowed_configs
+from fastvmt.backends.triton.configs import query_block_shape, windowed_backward_configs, windowed_configs
+from fastvmt.backends.triton.dense_kernels import pair_bases
 
 __all__ = ["windowed_backward_kernel", "windowed_forward_kernel"]
 
@@ -77,21 +78,16 @@ def windowed_forward_kernel(
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, QH: tl.constexpr, QW: tl.constexpr,
 ):  # fmt: skip
     """Grid ``(cdiv(H, QH) * cdiv(W, QW), N)``. Writes ``out`` ``(N, S, 2)`` fp32 and ``lse2`` ``(N, S)`` fp32."""
-    pid = tl.program_id(0)
     n = tl.program_id(1).to(tl.int64)
-    S = H * W
-    frame_q = tl.load(pairs_ptr + 2 * n)
-    frame_k = tl.load(pairs_ptr + 2 * n + 1)
+    q_frame, k_frame, row = pair_bases(pairs_ptr, n, H * W * D, H * W * D, H * W)
     s, valid, start_r, start_c, box_r, box_c, box_h, box_w = _query_block(
-        pid, n, starts_ptr, H, W, th, tw, QH, QW, BLOCK_M
+        tl.program_id(0), n, starts_ptr, H, W, th, tw, QH, QW, BLOCK_M
     )
     box_h += eh
     box_w += ew
     feat = tl.arange(0, BLOCK_D)
     feat_ok = feat < D
-    q = tl.load(
-        q_ptr + (frame_q * S + s)[:, None] * D + feat[None, :], mask=valid[:, None] & feat_ok[None, :], other=0.0
-    )
+    q = tl.load(q_ptr + q_frame + s[:, None] * D + feat[None, :], mask=valid[:, None] & feat_ok[None, :], other=0.0)
     qk_scale = scale * 1.4426950408889634  # log2(e): softmax in base 2
     m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
     l_i = tl.zeros([BLOCK_M], tl.float32)
@@ -103,7 +99,7 @@ def windowed_forward_kernel(
         key_r = box_r + idx // box_w
         key_c = box_c + idx % box_w
         k = tl.load(
-            k_ptr + (frame_k * S + key_r * W + key_c)[:, None] * D + feat[None, :],
+            k_ptr + k_frame + (key_r * W + key_c)[:, None] * D + feat[None, :],
             mask=key_ok[:, None] & feat_ok[None, :],
             other=0.0,
         )
@@ -119,13 +115,14 @@ def windowed_forward_kernel(
         acc_c = acc_c * alpha + tl.sum(p * key_c.to(tl.float32)[None, :], axis=1)
         m_i = m_new
     l_safe = tl.where(l_i > 0, l_i, 1.0)
-    row = n * S + s
-    tl.store(out_ptr + row * 2, acc_r / l_safe, mask=valid)
-    tl.store(out_ptr + row * 2 + 1, acc_c / l_safe, mask=valid)
-    tl.store(lse2_ptr + row, m_i + tl.log2(l_safe), mask=valid)
+    tl.store(out_ptr + 2 * row + 2 * s, acc_r / l_safe, mask=valid)
+    tl.store(out_ptr + 2 * row + 2 * s + 1, acc_c / l_safe, mask=valid)
+    tl.store(lse2_ptr + row + s, m_i + tl.log2(l_safe), mask=valid)
 
 
-@triton.autotune(configs=windowed_configs(), key=_TUNING_KEY, reset_to_zero=["dq_ptr", "dk_ptr"])
+@triton.autotune(
+    configs=windowed_backward_configs(), key=_TUNING_KEY, reset_to_zero=["dq_ptr", "dk_ptr"]
+)
 @triton.heuristics(_QUERY_BLOCK)
 @triton.jit
 @no_type_check
@@ -139,26 +136,20 @@ def windowed_backward_kernel(
 
     ``dout`` ``(N, S, 2)`` fp32 is the gradient of the positions, ``delta`` ``(N, S)`` = ``E[pos] . dout``.
     """
-    pid = tl.program_id(0)
     n = tl.program_id(1).to(tl.int64)
-    S = H * W
-    frame_q = tl.load(pairs_ptr + 2 * n)
-    frame_k = tl.load(pairs_ptr + 2 * n + 1)
+    q_frame, k_frame, row = pair_bases(pairs_ptr, n, H * W * D, H * W * D, H * W)
     s, valid, start_r, start_c, box_r, box_c, box_h, box_w = _query_block(
-        pid, n, starts_ptr, H, W, th, tw, QH, QW, BLOCK_M
+        tl.program_id(0), n, starts_ptr, H, W, th, tw, QH, QW, BLOCK_M
     )
     box_h += eh
     box_w += ew
     feat = tl.arange(0, BLOCK_D)
     feat_ok = feat < D
-    q_offsets = (frame_q * S + s)[:, None] * D + feat[None, :]
-    q_mask = valid[:, None] & feat_ok[None, :]
-    q = tl.load(q_ptr + q_offsets, mask=q_mask, other=0.0)
-    row = n * S + s
-    lse2 = tl.load(lse2_ptr + row, mask=valid, other=0.0)
-    delta = tl.load(delta_ptr + row, mask=valid, other=0.0)
-    dout_r = tl.load(dout_ptr + row * 2, mask=valid, other=0.0)
-    dout_c = tl.load(dout_ptr + row * 2 + 1, mask=valid, other=0.0)
+    q = tl.load(q_ptr + q_frame + s[:, None] * D + feat[None, :], mask=valid[:, None] & feat_ok[None, :], other=0.0)
+    lse2 = tl.load(lse2_ptr + row + s, mask=valid, other=0.0)
+    delta = tl.load(delta_ptr + row + s, mask=valid, other=0.0)
+    dout_r = tl.load(dout_ptr + 2 * row + 2 * s, mask=valid, other=0.0)
+    dout_c = tl.load(dout_ptr + 2 * row + 2 * s + 1, mask=valid, other=0.0)
     qk_scale = scale * 1.4426950408889634  # log2(e): softmax in base 2
     dq = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
     for first in range(0, box_h * box_w, BLOCK_N):
@@ -166,9 +157,9 @@ def windowed_backward_kernel(
         key_ok = idx < box_h * box_w
         key_r = box_r + idx // box_w
         key_c = box_c + idx % box_w
-        k_offsets = (frame_k * S + key_r * W + key_c)[:, None] * D + feat[None, :]
+        k_offsets = (key_r * W + key_c)[:, None] * D + feat[None, :]
         k_mask = key_ok[:, None] & feat_ok[None, :]
-        k = tl.load(k_ptr + k_offsets, mask=k_mask, other=0.0)
+        k = tl.load(k_ptr + k_frame + k_offsets, mask=k_mask, other=0.0)
         qk = tl.dot(q, tl.trans(k), input_precision=PRECISION)
         inside = _window_mask(valid, start_r, start_c, key_r, key_c, key_ok, eh, ew)
         p = tl.where(inside, tl.exp2(qk * qk_scale - lse2[:, None]), 0.0)
@@ -176,5 +167,6 @@ def windowed_backward_kernel(
         ds = (p * (dpos - delta[:, None])).to(k.dtype)
         dq += tl.dot(ds, k, input_precision=PRECISION)
         dk = tl.dot(tl.trans(ds), q, input_precision=PRECISION)
-        tl.atomic_add(dk_ptr + k_offsets, dk * scale, mask=k_mask)
-    tl.atomic_add(dq_ptr + q_offsets, dq * scale, mask=q_mask)
+        tl.atomic_add(dk_ptr + k_frame + k_offsets, dk * scale, mask=k_mask, sem="relaxed")
+    q_offsets = s[:, None] * D + feat[None, :]
+    tl.atomic_add(dq_ptr + q_frame + q_offsets, dq * scale, mask=valid[:, None] & feat_ok[None, :], sem="relaxed")
