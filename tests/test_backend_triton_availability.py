@@ -63,6 +63,19 @@ def test_direct_call_with_unsupported_input_raises_before_running():
         TRITON.windowed_positions(q, q, pairs, starts, (3, 4), (3, 4), 0.25)
 
 
+@pytest.mark.skipif(not TRITON.supports(_case())[0], reason="triton cannot run here")
+def test_windows_outside_the_grid_are_refused_in_check_mode_before_the_kernel_reads_them():
+    from fastvmt.ops import checks_enabled
+
+    q = torch.zeros(1, 3, 4, 16, device=DEVICE)
+    pairs = torch.zeros(1, 2, dtype=torch.long, device=DEVICE)
+    outside = torch.tensor([[[1, 0]]], device=DEVICE)  # a 3-row window starting at row 1 of 3 rows
+    with checks_enabled(), pytest.raises(ValueError, match="inside the 3x4 grid"):
+        TRITON.windowed_positions(q, q, pairs, outside, (3, 4), (3, 4), 0.25)
+    with pytest.raises(ValueError, match="must divide the grid"):
+        TRITON.windowed_positions(q, q, pairs, outside, (2, 4), (3, 4), 0.25)
+
+
 def test_triton_runs_when_named_and_is_never_chosen_automatically_for_cpu_tensors():
     if TRITON.supports(_case(device=torch.device("cpu")))[0]:
         assert select_backend(_case(device=torch.device("cpu")), "triton").name == "triton"

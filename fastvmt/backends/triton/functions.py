@@ -11,6 +11,7 @@ import torch
 import triton
 from jaxtyping import Float, Int
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from fastvmt.backends.triton.configs import block_d, dot_precision
 from fastvmt.backends.triton.dense_kernels import (
@@ -20,8 +21,35 @@ from fastvmt.backends.triton.dense_kernels import (
     dense_forward_kernel,
 )
 from fastvmt.backends.triton.windowed_kernels import windowed_backward_kernel, windowed_forward_kernel
+from fastvmt.ops.checks import checks_active
 
 __all__ = ["dense_argmax_positions", "dense_positions", "windowed_positions"]
+
+
+def _check_inputs(q: Tensor, k: Tensor, pairs: Tensor, starts: Tensor | None = None, tile=None, extent=None) -> None:
+    """Refuse what would make the kernels read out of bounds (values only in check mode: they need a sync)."""
+    if q.dtype != k.dtype or q.device != k.device or q.shape[0] != k.shape[0] or q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"q {tuple(q.shape)} {q.dtype} and k {tuple(k.shape)} {k.dtype} must share frames, D, dtype")
+    f, h, w, _ = k.shape
+    if pairs.ndim != 2 or pairs.shape[1] != 2:
+        raise ValueError(f"pairs must have shape (N, 2), got {tuple(pairs.shape)}")
+    if starts is not None:
+        if q.shape != k.shape:
+            raise ValueError(f"windowed AMF needs q and k of one shape, got {tuple(q.shape)} and {tuple(k.shape)}")
+        (th, tw), (eh, ew) = tile, extent
+        tiles = (h // th) * (w // tw)
+        if h % th or w % tw or starts.shape != (pairs.shape[0], tiles, 2) or not (0 < eh <= h and 0 < ew <= w):
+            raise ValueError(
+                f"tile {tile} must divide the grid {h}x{w}, extent {extent} fit in it and starts have shape "
+                f"({pairs.shape[0]}, {tiles}, 2), got {tuple(starts.shape)}"
+            )
+    if checks_active():
+        if pairs.numel() and not bool(((pairs >= 0) & (pairs < f)).all()):
+            raise ValueError(f"pairs must index frames 0..{f - 1}")
+        if starts is not None and starts.numel():
+            limit = torch.tensor([h - extent[0], w - extent[1]], device=starts.device)
+            if not bool(((starts >= 0) & (starts <= limit)).all()):
+                raise ValueError(f"window starts must keep the {extent} windows inside the {h}x{w} grid")
 
 
 def _delta(out: Tensor, grad_out: Tensor) -> Float[Tensor, "n sq"]:
@@ -46,6 +74,7 @@ class _DensePositions(torch.autograd.Function):
         return out.to(q.dtype)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_out):
         q, k, pairs, out, lse2 = ctx.saved_tensors
         f, h, w, d = k.shape
@@ -85,6 +114,7 @@ class _WindowedPositions(torch.autograd.Function):
         return out.to(q.dtype)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_out):
         q, k, pairs, starts, out, lse2 = ctx.saved_tensors
         f, h, w, d = k.shape
@@ -107,6 +137,8 @@ def dense_positions(
     q: Float[Tensor, "f sq d"], k: Float[Tensor, "f h w d"], pairs: Int[Tensor, "n 2"], scale: float
 ) -> Float[Tensor, "n sq 2"]:
     """Expected key position of each query of frame ``i`` over all keys of frame ``j`` (differentiable)."""
+    pairs = pairs.to(q.device, torch.long)
+    _check_inputs(q, k, pairs)
     return _DensePositions.apply(q.contiguous(), k.contiguous(), pairs.contiguous(), float(scale))
 
 
@@ -114,6 +146,8 @@ def dense_argmax_positions(
     q: Float[Tensor, "f sq d"], k: Float[Tensor, "f h w d"], pairs: Int[Tensor, "n 2"]
 ) -> Float[Tensor, "n sq 2"]:
     """Position of each query's highest-scoring key of frame ``j`` (ties: lowest raster index), no gradient."""
+    pairs = pairs.to(q.device, torch.long)
+    _check_inputs(q, k, pairs)
     f, h, w, d = k.shape
     sq, n = q.shape[1], pairs.shape[0]
     out = torch.empty(n, sq, 2, device=q.device, dtype=q.dtype)
@@ -135,6 +169,8 @@ def windowed_positions(
     scale: float,
 ) -> Float[Tensor, "n s 2"]:
     """Expected key position of each query over its tile's window, raster order (differentiable)."""
+    pairs, starts = pairs.to(q.device, torch.long), starts.to(q.device, torch.long)
+    _check_inputs(q, k, pairs, starts, tile, extent)
     return _WindowedPositions.apply(
         q.contiguous(), k.contiguous(), pairs.contiguous(), starts.contiguous(), tuple(tile), tuple(extent),
         float(scale),
