@@ -96,6 +96,13 @@ def test_backends_command_lists_triton_with_its_availability():
     assert "reference" in result.output
 
 
+def test_registering_the_backend_imports_no_triton():
+    script = "import sys; from fastvmt import plugins; plugins.names('backend'); print('triton' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="with CUDA the compiled kernels run: no refusal to show")
 def test_without_gpu_or_interpreter_the_reason_says_what_to_set():
     script = textwrap.dedent(
