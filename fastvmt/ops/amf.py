@@ -105,13 +105,18 @@ def _window_geometry(q: Tensor, tile: object, window: object) -> tuple[tuple[int
 def _coarse_starts(
     q: Tensor, k: Tensor, pair_index: Tensor, tile: tuple[int, int], window: int, factor: float, backend: str | None
 ) -> Tensor:
-    """Window corners (N, P, 2): spec steps 2-3, on the tiles' representative queries, without gradient."""
+    """Window corners (N, P, 2): spec steps 2-3, on the tiles' representative queries, without gradient.
+
+    Computed in float32 at least: half-precision positions (bfloat16 holds 45.3 as 45.25) would move windows.
+    """
     f, h, w, d = q.shape
     th, tw = tile
-    representatives = q.detach()[:, th // 2 :: th, tw // 2 :: tw].reshape(f, -1, d)
+    work = torch.promote_types(q.dtype, torch.float32)
+    representatives = q.detach()[:, th // 2 :: th, tw // 2 :: tw].reshape(f, -1, d).to(work)
+    keys = k.detach().to(work)
     with torch.no_grad():
-        centres = _backend("dense", q, k, backend, grad=False).dense_positions(
-            representatives, k.detach(), pair_index, factor
+        centres = _backend("dense", representatives, keys, backend, grad=False).dense_positions(
+            representatives, keys, pair_index, factor
         )
     half = window // 2
     starts = torch.round(centres).long() - half  # round half to even, as torch.round and Python's round

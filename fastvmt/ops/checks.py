@@ -90,15 +90,20 @@ def _is_int(value: object) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
+def _check_int(name: str, value: object, *, low: int, meaning: str) -> None:
+    if not _is_int(value):
+        raise TypeError(f"{name} ({meaning}) must be an int, got {type(value).__name__} {value!r}")
+    if value < low:
+        raise ValueError(f"{name} ({meaning}) must be >= {low}, got {value!r}")
+
+
 def check_frame_count(num_frames: object) -> None:
-    if not _is_int(num_frames) or num_frames < 1:
-        raise ValueError(f"num_frames must be a positive int, got {num_frames!r}")
+    _check_int("num_frames", num_frames, low=1, meaning="frame count")
 
 
 def check_span(sf: object) -> None:
-    """The temporal span ``sf``: a positive int."""
-    if not _is_int(sf) or sf < 1:
-        raise ValueError(f"sf (temporal span, frames ahead a query frame is paired with) must be an int >= 1, got {sf!r}")
+    """The temporal span ``sf``: an int >= 1."""
+    _check_int("sf", sf, low=1, meaning="temporal span: frames ahead a query frame is paired with")
 
 
 def check_pairs_mode(mode: object) -> None:
@@ -116,7 +121,9 @@ def check_positive(name: str, value: object) -> None:
 
 def check_window(window: object) -> None:
     """The window side ``l``: a positive odd int (the window is centred on the coarse match)."""
-    if not _is_int(window) or window < 1 or window % 2 == 0:
+    if not _is_int(window):
+        raise TypeError(f"window must be a positive odd int (e.g. 21), got {type(window).__name__} {window!r}")
+    if window < 1 or window % 2 == 0:
         raise ValueError(f"window must be a positive odd int (e.g. 21), got {window!r}")
 
 
@@ -126,8 +133,10 @@ def _divisors(n: int) -> list[int]:
 
 def check_tile(tile: object, height: int, width: int) -> tuple[int, int]:
     """``tile`` as ``(th, tw)``: positive ints dividing the ``height x width`` token grid."""
-    if not (isinstance(tile, (tuple, list)) and len(tile) == 2 and all(_is_int(t) and t >= 1 for t in tile)):
-        raise ValueError(f"tile must be two positive ints (rows, cols), e.g. (3, 4), got {tile!r}")
+    if not (isinstance(tile, (tuple, list)) and len(tile) == 2 and all(_is_int(t) for t in tile)):
+        raise TypeError(f"tile must be two positive ints (rows, cols), e.g. (3, 4), got {tile!r}")
+    if min(tile) < 1:
+        raise ValueError(f"tile must be two positive ints (rows, cols), e.g. (3, 4), got {tuple(tile)!r}")
     th, tw = int(tile[0]), int(tile[1])
     if height % th or width % tw:
         raise ValueError(

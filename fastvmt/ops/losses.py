@@ -43,8 +43,10 @@ def _work(x: Tensor) -> Tensor:
     return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
-def offset_weights(pairs: Int[Tensor, "n 2"], sf: int, alpha: float = 0.2) -> Float[Tensor, " n"]:
-    """``w_d = 1 - alpha * d / (sf - 1)`` per pair, ``d = |j - i|`` (``w = 1`` when ``sf == 1``), float32.
+def offset_weights(
+    pairs: Int[Tensor, "n 2"], sf: int, alpha: float = 0.2, dtype: torch.dtype = torch.float32
+) -> Float[Tensor, " n"]:
+    """``w_d = 1 - alpha * d / (sf - 1)`` per pair, ``d = |j - i|`` (``w = 1`` when ``sf == 1``).
 
     Raises when a pair is ``sf`` or more frames apart (its weight would fall below ``1 - alpha``).
     """
@@ -58,8 +60,8 @@ def offset_weights(pairs: Int[Tensor, "n 2"], sf: int, alpha: float = 0.2) -> Fl
             f"(offsets must be <= sf - 1); pass the span the pairs were made with"
         )
     if sf == 1:
-        return torch.ones(pairs.shape[0], device=pairs.device)
-    return 1.0 - alpha * offsets.float() / (sf - 1)
+        return torch.ones(pairs.shape[0], dtype=dtype, device=pairs.device)
+    return 1.0 - alpha * offsets.to(dtype) / (sf - 1)
 
 
 def amf_loss(
@@ -73,9 +75,9 @@ def amf_loss(
     """``(1/N) * sum_pairs w_d * sum_s ||ref[s] - gen[s]||^2`` (:func:`offset_weights`); reference detached."""
     _check_displacements(reference, generated)
     _check_pairs(pairs, generated.shape[0])
-    weights = offset_weights(pairs, sf, alpha)
     per_pair = (_work(generated) - _work(reference).detach()).square().sum(dim=(1, 2))  # (N,)
-    return (weights.to(per_pair) * per_pair).sum() / max(generated.shape[0], 1)
+    weights = offset_weights(pairs, sf, alpha, dtype=per_pair.dtype).to(per_pair.device)
+    return (weights * per_pair).sum() / max(generated.shape[0], 1)
 
 
 def masked_mse_loss(reference: Float[Tensor, "n s 2"], generated: Float[Tensor, "n s 2"]) -> Float[Tensor, ""]:

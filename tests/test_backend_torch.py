@@ -1,0 +1,219 @@
+"""Backends against the reference oracle (ALGORITHM.md 2, property (d)), and the torch backend's own machinery.
+
+Every registered backend except ``reference`` that says it can run the case on CPU is compared with the
+reference, values and gradients w.r.t. q and k, on drawn shapes with arbitrary (not only coarse-pass) window
+corners. Tolerances: float64 1e-9 absolute and relative; float32 2e-4 absolute + 1e-4 relative (positions are
+up to ~12 tokens, gradients O(1-10); only summation order and the backends' float32 softmax differ).
+"""
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fastvmt import ops, plugins
+from fastvmt.backends import Case, backend_named
+from fastvmt.backends.torch_backend import TorchBackend
+from fastvmt.backends.torch_backend.grouping import plan_groups
+
+BACKENDS = [name for name in plugins.names("backend") if name != "reference"]
+DTYPES = [torch.float32, torch.float64]
+TOLERANCES = {torch.float64: {"atol": 1e-9, "rtol": 1e-9}, torch.float32: {"atol": 2e-4, "rtol": 1e-4}}
+REFERENCE = backend_named("reference")
+
+
+def runnable(name, dtype, op):
+    backend = backend_named(name)
+    ok, reason = backend.supports(Case(op, torch.device("cpu"), dtype, (1, 1, 1, 8), True))
+    if not ok:
+        pytest.skip(f"{name}: {reason}")
+    return backend
+
+
+@st.composite
+def cases(draw, max_frames=3):
+    th, tw = draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    h, w = th * draw(st.integers(1, 4)), tw * draw(st.integers(1, 4))
+    window = draw(st.sampled_from([1, 3, 5, 7, 9]))
+    return {
+        "frames": draw(st.integers(1, max_frames)),
+        "size": (h, w),
+        "dim": draw(st.sampled_from([1, 3, 8, 16])),
+        "tile": (th, tw),
+        "extent": (min(window, h), min(window, w)),
+        "sf": draw(st.integers(1, 3)),
+        "scale": draw(st.floats(0.1, 2.0)),
+        "seed": draw(st.integers(0, 2**16)),
+    }
+
+
+def inputs(case, dtype):
+    """q, k (with gradients), pairs and arbitrary in-bounds window corners, from a seeded generator."""
+    gen = torch.Generator().manual_seed(case["seed"])
+    (h, w), d = case["size"], case["dim"]
+    q = torch.randn(case["frames"], h, w, d, generator=gen, dtype=dtype).requires_grad_(True)
+    k = torch.randn(case["frames"], h, w, d, generator=gen, dtype=dtype).requires_grad_(True)
+    pairs = ops.frame_pairs(case["frames"], case["sf"])
+    tiles = (h // case["tile"][0]) * (w // case["tile"][1])
+    starts = torch.stack(
+        [torch.randint(0, length - e + 1, (len(pairs), tiles), generator=gen) for length, e in zip((h, w), case["extent"])],
+        dim=-1,
+    )
+    return q, k, pairs, starts, gen
+
+
+def assert_same_values_and_grads(out, expected, q, k, gen, tol):
+    torch.testing.assert_close(out, expected, **tol)
+    cotangent = torch.randn(out.shape, generator=gen, dtype=out.dtype)
+    for got, want in zip(torch.autograd.grad(out, (q, k), cotangent), torch.autograd.grad(expected, (q, k), cotangent)):
+        torch.testing.assert_close(got, want, **tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", BACKENDS)
+@given(case=cases())
+def test_windowed_positions_equal_the_reference(name, dtype, case):
+    backend = runnable(name, dtype, "windowed")
+    q, k, pairs, starts, gen = inputs(case, dtype)
+    args = (pairs, starts, case["tile"], case["extent"], case["scale"])
+    out = backend.windowed_positions(q, k, *args)
+    assert out.dtype == dtype and out.shape == (len(pairs), q.shape[1] * q.shape[2], 2)
+    assert_same_values_and_grads(out, REFERENCE.windowed_positions(q, k, *args), q, k, gen, TOLERANCES[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", BACKENDS)
+@given(case=cases(), representatives=st.booleans())
+def test_dense_positions_equal_the_reference(name, dtype, case, representatives):
+    backend = runnable(name, dtype, "dense")
+    q, k, pairs, _, gen = inputs(case, dtype)
+    th, tw = case["tile"]
+    queries = q[:, th // 2 :: th, tw // 2 :: tw] if representatives else q  # any number of queries per frame
+    queries = queries.reshape(q.shape[0], -1, q.shape[-1])
+    out = backend.dense_positions(queries, k, pairs, case["scale"])
+    assert out.dtype == dtype
+    assert_same_values_and_grads(out, REFERENCE.dense_positions(queries, k, pairs, case["scale"]), q, k, gen, TOLERANCES[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", BACKENDS)
+@given(case=cases())
+def test_argmax_positions_point_at_a_best_key(name, dtype, case):
+    backend = runnable(name, dtype, "dense_argmax")
+    q, k, pairs, _, _ = inputs(case, dtype)
+    f, h, w, d = q.shape
+    out = backend.dense_argmax_positions(q.reshape(f, h * w, d), k, pairs)
+    if dtype == torch.float64:  # no near-ties at this precision: the same key as the reference
+        torch.testing.assert_close(out, REFERENCE.dense_argmax_positions(q.reshape(f, h * w, d), k, pairs), rtol=0, atol=0)
+    else:  # float32 summation order may swap near-ties: the chosen key must score the maximum
+        logits = torch.einsum("nsd,nmd->nsm", q.detach().double().reshape(f, h * w, d)[pairs[:, 0]], k.detach().double().reshape(f, h * w, d)[pairs[:, 1]])
+        chosen = (out[..., 0] * w + out[..., 1]).long()
+        best = logits.gather(2, chosen[..., None])[..., 0]
+        torch.testing.assert_close(best, logits.amax(dim=2), atol=1e-4, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", BACKENDS)
+@given(case=cases())
+def test_window_key_means_equal_the_reference(name, dtype, case):
+    backend = runnable(name, dtype, "key_means")
+    q, k, pairs, starts, gen = inputs(case, dtype)
+    out = backend.window_key_means(k, pairs, starts, case["extent"])
+    expected = REFERENCE.window_key_means(k, pairs, starts, case["extent"])
+    torch.testing.assert_close(out, expected, **TOLERANCES[dtype])
+    cotangent = torch.randn(out.shape, generator=gen, dtype=dtype)
+    torch.testing.assert_close(
+        torch.autograd.grad(out, k, cotangent)[0], torch.autograd.grad(expected, k, cotangent)[0], **TOLERANCES[dtype]
+    )
+
+
+# --- the torch backend's tile groups, chunks and hand-written backward ------------------------------------------
+
+
+@given(case=cases(), group=st.tuples(st.integers(1, 4), st.integers(1, 4)), chunk_bytes=st.sampled_from([1, 5000, 1 << 26]))
+def test_torch_windowed_is_exact_for_any_group_shape_and_chunk_size(case, group, chunk_bytes):
+    """Forced group shapes (padded tile grids, masks) and chunks down to one (pair, group) unit at a time."""
+    q, k, pairs, starts, gen = inputs(case, torch.float64)
+    args = (pairs, starts, case["tile"], case["extent"], case["scale"])
+    out = TorchBackend(chunk_bytes=chunk_bytes, group=group).windowed_positions(q, k, *args)
+    assert_same_values_and_grads(out, REFERENCE.windowed_positions(q, k, *args), q, k, gen, TOLERANCES[torch.float64])
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 1 << 26])
+def test_torch_dense_is_exact_for_any_chunk_size(chunk_bytes):
+    gen = torch.Generator().manual_seed(2)
+    q = torch.randn(3, 4, 5, 6, generator=gen, dtype=torch.float64, requires_grad=True)
+    k = torch.randn(3, 4, 5, 6, generator=gen, dtype=torch.float64, requires_grad=True)
+    pairs = ops.frame_pairs(3, mode="all")
+    backend = TorchBackend(chunk_bytes=chunk_bytes)
+    out = backend.dense_positions(q.reshape(3, 20, 6), k, pairs, 0.4)
+    assert_same_values_and_grads(out, REFERENCE.dense_positions(q.reshape(3, 20, 6), k, pairs, 0.4), q, k, gen, TOLERANCES[torch.float64])
+    argmax = backend.dense_argmax_positions(q.reshape(3, 20, 6), k, pairs)
+    assert torch.equal(argmax, REFERENCE.dense_argmax_positions(q.reshape(3, 20, 6), k, pairs))
+
+
+@pytest.mark.parametrize("group", [(1, 1), (2, 2), (3, 1)])
+def test_torch_windowed_backward_passes_gradcheck(group):
+    gen = torch.Generator().manual_seed(7)
+    q = torch.randn(2, 4, 6, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    k = torch.randn(2, 4, 6, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    pairs = ops.frame_pairs(2, 2)
+    starts = torch.stack([torch.randint(0, 2, (3, 6), generator=gen), torch.randint(0, 4, (3, 6), generator=gen)], -1)
+    backend = TorchBackend(chunk_bytes=3000, group=group)  # several chunks
+    windowed = lambda a, b: backend.windowed_positions(a, b, pairs, starts, (2, 2), (3, 3), 0.8)  # noqa: E731
+    assert torch.autograd.gradcheck(windowed, (q, k), fast_mode=True)
+
+
+@given(
+    size=st.tuples(st.integers(1, 5), st.integers(1, 5)),
+    tile=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    window=st.integers(1, 9),
+    group=st.one_of(st.none(), st.tuples(st.integers(1, 4), st.integers(1, 4))),
+    seed=st.integers(0, 2**16),
+)
+def test_group_blocks_contain_every_window_of_their_tiles(size, tile, window, group, seed):
+    h, w = size[0] * tile[0], size[1] * tile[1]
+    extent = (min(window, h), min(window, w))
+    gen = torch.Generator().manual_seed(seed)
+    starts = torch.stack([torch.randint(0, h - extent[0] + 1, (3, size[0] * size[1]), generator=gen), torch.randint(0, w - extent[1] + 1, (3, size[0] * size[1]), generator=gen)], -1)
+    plan = plan_groups(starts, (h, w), tile, extent, group=group)
+    (gh, gw), (grid_h, grid_w) = plan.group, plan.grid
+    assert grid_h * gh >= size[0] and grid_w * gw >= size[1]
+    assert (plan.corners >= 0).all()
+    assert (plan.corners[..., 0] <= h - plan.block[0]).all() and (plan.corners[..., 1] <= w - plan.block[1]).all()
+    assert (plan.offsets >= 0).all()
+    assert (plan.offsets[..., 0] <= plan.block[0] - extent[0]).all()
+    assert (plan.offsets[..., 1] <= plan.block[1] - extent[1]).all()
+    for p in range(size[0] * size[1]):  # every real tile's window = its group's corner + its offset
+        a, b = divmod(p, size[1])
+        g = (a // gh) * grid_w + b // gw
+        assert torch.equal(plan.corners[:, g] + plan.offsets[:, g, a % gh, b % gw], starts[:, p])
+
+
+def test_planner_groups_tiles_with_shared_windows_and_not_unrelated_ones():
+    shared = torch.full((4, 10 * 13, 2), 5)
+    plan = plan_groups(shared, (30, 52), (3, 4), (21, 21))
+    assert plan.queries_per_group((3, 4)) >= 48 and plan.block == (21, 21) and not plan.needs_mask((21, 21))
+    gen = torch.Generator().manual_seed(0)
+    unrelated = torch.stack([torch.randint(0, 55, (4, 20 * 15), generator=gen), torch.randint(0, 55, (4, 20 * 15), generator=gen)], -1)
+    plan = plan_groups(unrelated, (60, 60), (3, 4), (5, 5))
+    assert plan.group == (1, 1) and plan.block == (5, 5)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_torch_backend_computes_half_inputs_in_float32(dtype):
+    gen = torch.Generator().manual_seed(4)
+    q, k = torch.randn(2, 6, 8, 16, generator=gen), torch.randn(2, 6, 8, 16, generator=gen)
+    low = ops.windowed_amf(q.to(dtype), k.to(dtype), tile=(2, 2), window=5, backend="torch")
+    full = ops.windowed_amf(q.to(dtype).float(), k.to(dtype).float(), tile=(2, 2), window=5, backend="reference")
+    assert low.displacement.dtype == dtype
+    assert torch.equal(low.starts, full.starts)  # the coarse pass runs in float32
+    resolution = 8 * torch.finfo(dtype).eps  # output rounding of positions up to 8 tokens
+    torch.testing.assert_close(low.displacement.float(), full.displacement, atol=resolution, rtol=0)
+
+
+def test_torch_backend_refuses_non_floating_inputs():
+    ok, reason = TorchBackend().supports(Case("windowed", torch.device("cpu"), torch.int32, (1, 2, 2, 4), False))
+    assert not ok and "floating" in reason
+    with pytest.raises(ValueError, match="chunk_bytes"):
+        TorchBackend(chunk_bytes=0)
