@@ -1,0 +1,286 @@
+"""Read clips as ``(T, H, W, 3)`` uint8 frames fitted to a target size and a 4k+1 frame count; write H.264 MP4s.
+
+Any file ffmpeg decodes (the binary shipped with ``imageio-ffmpeg``) is read, and so is a folder of images
+(PNG/JPEG/BMP/WebP, natural name order) as an image sequence. Arguments are checked before any decoding, and
+the frame count is checked before frames are converted, so bad input fails fast with a :class:`VideoError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import re
+import secrets
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import imageio_ffmpeg
+import numpy as np
+from jaxtyping import UInt8
+from PIL import Image
+
+from fastvmt.io.checks import (
+    MIN_FRAMES,
+    VideoError,
+    check_frame_policy,
+    check_num_frames,
+    check_output_path,
+    check_size,
+)
+from fastvmt.io.transforms import plan_frames, plan_resize
+
+__all__ = ["DEFAULT_FPS", "IMAGE_SUFFIXES", "Video", "read_video", "write_video"]
+
+logger = logging.getLogger(__name__)
+
+#: The frame rate of sources without one (image sequences, some GIFs) and the default of :func:`write_video`.
+DEFAULT_FPS = 16.0
+#: Files of a folder read as an image sequence.
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp"})
+
+
+@dataclass(frozen=True)
+class Video:
+    """Frames ``(T, H, W, 3)`` uint8 RGB, their frame rate, and notes of what reading changed."""
+
+    frames: UInt8[np.ndarray, "t h w 3"]
+    fps: float
+    notes: tuple[str, ...] = ()
+
+    @property
+    def num_frames(self) -> int:
+        return self.frames.shape[0]
+
+    @property
+    def height(self) -> int:
+        return self.frames.shape[1]
+
+    @property
+    def width(self) -> int:
+        return self.frames.shape[2]
+
+
+def ffmpeg_executable() -> str:
+    """Path of the ffmpeg binary used for reading and writing."""
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def _ffmpeg_reason(output: str) -> str:
+    """The last line of an ffmpeg log, without its ``[component @ 0x...]`` prefix."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    return re.sub(r"^\[[^\]]*\]\s*", "", lines[-1]) if lines else "no message from ffmpeg"
+
+
+def _natural_key(path: Path) -> list[object]:
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
+
+
+def _image_files(folder: Path) -> list[Path]:
+    files = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
+    if not files:
+        raise VideoError(f"folder {str(folder)!r} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return files
+
+
+def _count_frames(path: Path) -> int:
+    if path.is_dir():
+        return len(_image_files(path))
+    try:
+        count, _ = imageio_ffmpeg.count_frames_and_secs(str(path))
+    except RuntimeError as error:
+        raise VideoError(f"cannot read {str(path)!r} as a video: {_ffmpeg_reason(str(error))}") from None
+    return count
+
+
+@dataclass(frozen=True)
+class _Stream:
+    size: tuple[int, int]  # (H, W)
+    fps: float | None
+    frames: Iterator[np.ndarray]
+
+
+def _image_stream(folder: Path) -> _Stream:
+    files = _image_files(folder)
+    with Image.open(files[0]) as first:
+        size = (first.height, first.width)
+
+    def frames() -> Iterator[np.ndarray]:
+        for file in files:
+            with Image.open(file) as image:
+                if (image.height, image.width) != size:
+                    raise VideoError(
+                        f"image {file.name!r} is {image.width}x{image.height}, not {size[1]}x{size[0]} like "
+                        f"{files[0].name!r}; an image sequence needs one size"
+                    )
+                yield np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+    return _Stream(size, None, frames())
+
+
+@contextlib.contextmanager
+def _open_stream(path: Path) -> Iterator[_Stream]:
+    """Frames of ``path`` one at a time; ffmpeg is stopped on exit even if not all frames were read."""
+    if path.is_dir():
+        yield _image_stream(path)
+        return
+    reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
+    try:
+        try:
+            meta = next(reader)
+        except (OSError, RuntimeError) as error:
+            raise VideoError(f"cannot read {str(path)!r} as a video: {_ffmpeg_reason(str(error))}") from None
+        width, height = meta["size"]
+        fps = float(meta.get("fps") or 0.0)
+
+        def frames() -> Iterator[np.ndarray]:
+            try:
+                for data in reader:
+                    yield np.frombuffer(data, dtype=np.uint8).reshape(height, width, 3)
+            except RuntimeError as error:
+                raise VideoError(f"cannot decode {str(path)!r}: {_ffmpeg_reason(str(error))}") from None
+
+        yield _Stream((height, width), fps if math.isfinite(fps) and fps > 0 else None, frames())
+    finally:
+        reader.close()
+
+
+def read_video(
+    path: str | os.PathLike[str],
+    *,
+    num_frames: int | None = None,
+    height: int | None = None,
+    width: int | None = None,
+    frame_policy: str = "trim",
+) -> Video:
+    """Read a clip, centre-crop it to the ``height x width`` aspect ratio, resize it and fit its frame count.
+
+    Args:
+        path: a video file (anything ffmpeg decodes, GIF included) or a folder of images.
+        num_frames: target count, 4k+1 >= 5; default the largest 4k+1 the clip has.
+        height, width: target size, multiples of 16; both None keeps the source size, one None follows the
+            source aspect ratio.
+        frame_policy: ``"trim"`` keeps the first frames (the clip must be long enough); ``"resample"`` picks
+            evenly spaced frames, repeating frames if the clip is shorter, and scales fps to keep the duration.
+
+    Returns:
+        :class:`Video` with ``frames (T, H, W, 3)`` uint8, ``fps`` (16 when the source has none), and
+        ``notes`` saying what was cropped, resized, trimmed or resampled.
+
+    Raises:
+        VideoError: missing or unreadable file, fewer than 5 frames (or than ``num_frames`` with trim),
+            a size that is not a multiple of 16 or a count that is not 4k+1 (the nearest valid ones named).
+    """
+    check_frame_policy(frame_policy)
+    if num_frames is not None:
+        check_num_frames(num_frames)
+    if height is not None:
+        check_size("height", height)
+    if width is not None:
+        check_size("width", width)
+    path = Path(path)
+    if not path.exists():
+        raise VideoError(f"video not found: {str(path)!r}")
+
+    total = _count_frames(path)
+    if total < MIN_FRAMES:
+        raise VideoError(f"{str(path)!r} has {total} frame(s); a clip needs at least {MIN_FRAMES}")
+    if frame_policy == "trim" and num_frames is not None and total < num_frames:
+        raise VideoError(
+            f"{str(path)!r} has {total} frames, fewer than num_frames={num_frames}; ask for at most "
+            f"{(total - 1) // 4 * 4 + 1} frames or use frame_policy='resample' to repeat frames"
+        )
+    frame_plan = plan_frames(total, num_frames, frame_policy)
+
+    with _open_stream(path) as stream:
+        resize = plan_resize(stream.size, height, width)
+        wanted = set(frame_plan.indices.tolist())
+        last = max(wanted)
+        kept: dict[int, np.ndarray] = {}
+        decoded = 0
+        for index, frame in enumerate(stream.frames):
+            decoded = index + 1
+            if index in wanted:
+                kept[index] = resize.apply(frame)
+            if index == last:
+                break
+    if last not in kept:
+        raise VideoError(
+            f"{str(path)!r}: decoded only {decoded} of the {total} frames ffmpeg counted; the file may be damaged"
+        )
+
+    notes = list(resize.notes) + list(frame_plan.notes)
+    fps = stream.fps
+    if fps is None:
+        fps = DEFAULT_FPS
+        notes.append(f"the source has no frame rate; using {DEFAULT_FPS:g} fps")
+    for note in notes:
+        logger.debug("%s: %s", path, note)
+    frames = np.stack([kept[i] for i in frame_plan.indices.tolist()])
+    return Video(frames=frames, fps=fps * frame_plan.fps_factor, notes=tuple(notes))
+
+
+def _even_sized(frames: np.ndarray) -> np.ndarray:
+    """Frames padded by one replicated row / column where a size is odd (yuv420p needs even sizes)."""
+    pad_h, pad_w = frames.shape[1] % 2, frames.shape[2] % 2
+    if pad_h or pad_w:
+        logger.info("padding %dx%d frames to even sizes for yuv420p", frames.shape[2], frames.shape[1])
+        frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+    return np.ascontiguousarray(frames)
+
+
+def write_video(
+    path: str | os.PathLike[str],
+    frames: UInt8[np.ndarray, "t h w 3"],
+    *,
+    fps: float | int = DEFAULT_FPS,
+    overwrite: bool = False,
+    crf: int = 18,
+) -> Path:
+    """Write ``frames (T, H, W, 3)`` uint8 RGB as an H.264 (libx264, yuv420p) MP4 and return its path.
+
+    The video is encoded to a hidden temporary file in the same folder, then renamed, so ``path`` is never
+    left half-written. Odd sizes are padded by one replicated pixel row/column (yuv420p needs even sizes).
+    ``crf`` is x264's constant rate factor (0 lossless ... 51 worst; 18 is visually near-lossless).
+
+    Raises:
+        FileExistsError: ``path`` exists and ``overwrite`` is false (checked before encoding, and again
+            before the rename).
+        TypeError: frames are not a uint8 ``(T, H, W, 3)`` array.
+        VideoError: not an .mp4 path, missing folder, empty frames, bad fps or crf.
+        OSError: ffmpeg failed.
+    """
+    path = check_output_path(path, overwrite=overwrite)
+    if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+        raise TypeError("frames must be a uint8 numpy array (T, H, W, 3) of RGB")
+    if 0 in frames.shape:
+        raise VideoError(f"frames must not be empty, got shape {frames.shape}")
+    if not (math.isfinite(fps) and fps > 0):
+        raise VideoError(f"fps must be a positive number, got {fps}")
+    if not 0 <= crf <= 51:
+        raise VideoError(f"crf must be in 0..51, got {crf}")
+    frames = _even_sized(frames)
+    _, height, width, _ = frames.shape
+    rate = Fraction(fps).limit_denominator(1001)
+    temporary = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.tmp.mp4")
+    command = [
+        ffmpeg_executable(), "-hide_banner", "-loglevel", "error", "-y",
+        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", f"{rate.numerator}/{rate.denominator}",
+        "-i", "-", "-an", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", str(crf),
+        "-movflags", "+faststart", "-f", "mp4", str(temporary),
+    ]  # fmt: skip
+    try:
+        result = subprocess.run(command, input=frames.tobytes(), capture_output=True, check=False)
+        if result.returncode != 0:
+            reason = _ffmpeg_reason(result.stderr.decode(errors="replace"))
+            raise OSError(f"ffmpeg could not write {str(path)!r}: {reason}")
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{str(path)!r} appeared while encoding; pass --overwrite (overwrite=True)")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
