@@ -207,7 +207,8 @@ def test_failed_write_leaves_no_partial_file_and_keeps_the_old_one(monkeypatch, 
     fake = tmp_path / "bin" / "ffmpeg"
     fake.parent.mkdir()
     # An encoder that writes half a file to its output (the last argument), then fails.
-    fake.write_text('#!/bin/sh\nfor last; do :; done\nprintf partial > "$last"\necho "Conversion failed!" >&2\nexit 1\n')
+    script = '#!/bin/sh\nfor last; do :; done\nprintf partial > "$last"\necho "Conversion failed!" >&2\nexit 1\n'
+    fake.write_text(script)
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setattr(video_module, "ffmpeg_executable", lambda: str(fake))
     out = tmp_path / "out"
