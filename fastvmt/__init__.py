@@ -37,6 +37,10 @@ _PUBLIC = {
     "TokenGrid": "fastvmt.interfaces",
     "VideoGeometry": "fastvmt.interfaces",
     "WanBackbone": "fastvmt.backbones.wan",
+    "MotionTransferPipeline": "fastvmt.pipeline",
+    "TransferResult": "fastvmt.pipeline",
+    "read_video": "fastvmt.io",
+    "write_video": "fastvmt.io",
 }
 
 __all__ = ["__version__", *_PUBLIC]

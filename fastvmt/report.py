@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 from collections import defaultdict
@@ -14,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from fastvmt.outputs import write_json
 
 __all__ = ["PhaseTimer", "RunCounts", "RunReport", "package_versions"]
 
@@ -78,9 +79,6 @@ class RunReport:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def to_json(self, path: str | Path) -> None:
-        """Write the sidecar atomically (a temporary file in the same directory, then a rename)."""
-        path = Path(path)
-        partial = path.with_name(f".{path.name}.partial")
-        partial.write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n")
-        partial.replace(path)
+    def to_json(self, path: str | Path) -> Path:
+        """Write the sidecar atomically."""
+        return write_json(Path(path), self.to_dict())

@@ -20,3 +20,22 @@ def plugins() -> None:
     from fastvmt import plugins as registry
 
     echo_table(("kind", "name", "plugin"), [(r.kind, r.name, r.plugin) for r in registry.registry().registrations()])
+
+
+@app.command()
+def strategies() -> None:
+    """List the registered strategies and what each is made of."""
+    from fastvmt import plugins as registry
+
+    def describe(component) -> str:
+        if component is None:
+            return "-"
+        options = ",".join(f"{k}={v}" for k, v in component.options.items())
+        return f"{component.name}({options})"
+
+    rows = []
+    for name in registry.names("strategy"):
+        s = registry.get("strategy", name)
+        rows.append((name, describe(s.extractor), describe(s.loss), describe(s.scheduler),
+                     str(s.inner_iterations if s.guided else "-"), str(s.denoising_strength)))
+    echo_table(("strategy", "extractor", "loss", "scheduler", "inner", "strength"), rows)

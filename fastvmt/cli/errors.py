@@ -1,0 +1,53 @@
+"""User errors become one line on stderr and exit code 2; nothing else is swallowed."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import typer
+
+__all__ = ["USER_ERRORS", "parse_overrides", "user_errors"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Exceptions that mean "the input is wrong", reported without a traceback.
+USER_ERRORS = (ValueError, LookupError, FileNotFoundError, FileExistsError, NotADirectoryError)
+
+
+def user_errors(command: F) -> F:
+    """Report :data:`USER_ERRORS` as ``error: ...`` with exit code 2, and Ctrl-C as an interruption (130)."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except USER_ERRORS as exc:
+            message = exc.args[0] if isinstance(exc, LookupError) and exc.args else exc
+            typer.echo(f"error: {message}", err=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted: nothing was written", err=True)
+            raise typer.Exit(130) from None
+
+    return run  # type: ignore[return-value]
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``["extractor.window=11", "loss.lambda_win=0"]`` -> ``{"extractor.window": 11, "loss.lambda_win": 0}``.
+
+    Values are read as JSON when they parse (numbers, lists, booleans), else kept as strings.
+    """
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set takes KEY=VALUE (e.g. extractor.window=11), got {pair!r}")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        overrides[key.strip()] = tuple(value) if isinstance(value, list) else value
+    return overrides
