@@ -62,6 +62,20 @@ def _tensor_to_frames(video: Tensor) -> np.ndarray:
     return video.float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
+@dataclass(frozen=True)
+class _Run:
+    """The checked inputs of one call."""
+
+    video: Tensor
+    prompt: str
+    negative_prompt: str
+    geometry: VideoGeometry
+    schedule: FlowMatchSchedule
+    cfg: float
+    seed: int
+    start: Tensor | None
+
+
 class MotionTransferPipeline:
     """Generates a video that follows a prompt in content and a reference video in motion.
 
@@ -164,27 +178,28 @@ class MotionTransferPipeline:
             },
             seed=seed,
         )
-        backend = use_backend(self.backend) if self.backend else contextlib.nullcontext()
-        with backend:
-            final = self._sample(video, prompt, negative_prompt, geometry, schedule, cfg, seed, latents,
-                                 callbacks, progress, report)
-        return TransferResult(frames=final[0], latents=final[1], report=report)
+        run = _Run(video, prompt, negative_prompt, geometry, schedule, cfg, seed, latents)
+        with use_backend(self.backend) if self.backend else contextlib.nullcontext():
+            frames, final_latents = self._sample(run, callbacks, progress, report)
+        return TransferResult(frames=frames, latents=final_latents, report=report)
 
-    def _sample(self, video, prompt, negative_prompt, geometry, schedule, cfg, seed, start, callbacks, progress,
-                report):
+    def _sample(self, run: _Run, callbacks: Sequence[Callback], progress: bool, report: RunReport):
         backbone, strategy, components, counts = self.backbone, self.strategy, self.components, report.counts
+        schedule, cfg = run.schedule, run.cfg
         timer = PhaseTimer(backbone.device)
         dtype, device = backbone.dtype, backbone.device
         with timer.phase("encode"), torch.no_grad():
-            context = backbone.encode_prompt(prompt)
-            negative = backbone.encode_prompt(negative_prompt) if cfg != 1.0 else None
+            context = backbone.encode_prompt(run.prompt)
+            negative = backbone.encode_prompt(run.negative_prompt) if cfg != 1.0 else None
             empty = backbone.encode_prompt("") if components is not None else None
-            reference_latents = backbone.encode_video(video.to(device)).to(dtype)
-        generator = torch.Generator("cpu").manual_seed(seed)
-        start_noise = torch.randn(geometry.latent_shape, generator=generator).to(device, dtype)
-        reference_noise = torch.randn(geometry.latent_shape, generator=generator).to(device, dtype)
-        x = start.to(device, dtype) if start is not None else add_noise(reference_latents, start_noise,
-                                                                        schedule.sigmas[0])
+            reference_latents = backbone.encode_video(run.video.to(device)).to(dtype)
+        generator = torch.Generator("cpu").manual_seed(run.seed)
+        start_noise = torch.randn(run.geometry.latent_shape, generator=generator).to(device, dtype)
+        reference_noise = torch.randn(run.geometry.latent_shape, generator=generator).to(device, dtype)
+        if run.start is not None:
+            x = run.start.to(device, dtype)
+        else:
+            x = add_noise(reference_latents, start_noise, schedule.sigmas[0])
         num_steps = len(schedule)
         guided_steps = [k for k in range(num_steps) if components and components.scheduler.is_guided(k, num_steps)]
         reference: tuple[MotionField, Any] | None = None
