@@ -1,0 +1,155 @@
+"""Batch manifests: one JSON object per line, each a (reference video, prompt) job, all checked up front.
+
+A line looks like ``{"reference": "clips/dog.mp4", "prompt": "a fox runs", "seed": 3, "id": "fox"}``; besides
+``reference`` and ``prompt`` it may set ``strategy`` (a preset name), ``overrides`` (strategy fields, as with
+``--set``), ``seed`` and ``id``. Relative reference paths are read from the manifest's folder. Without an
+``id`` a job is named by a hash of its JSON object (keys sorted, so spacing and key order do not matter): the
+same line gets the same id in every run, which is what lets a rerun find its finished jobs.
+
+:func:`read_manifest` reports every bad line of the file in one :class:`ManifestError` (line numbers, what is
+wrong, how to fix it) before any model loads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["FIELDS", "Job", "ManifestError", "RESERVED_IDS", "job_id", "read_manifest"]
+
+#: The keys a manifest line may have, with what each must be.
+FIELDS = {
+    "reference": "path of the reference video (file or image folder)",
+    "prompt": "text of the video to generate",
+    "strategy": "strategy preset name",
+    "overrides": "object of strategy overrides, e.g. {\"extractor.window\": 11}",
+    "seed": "integer seed",
+    "id": "job name: letters, digits, '.', '_', '-'",
+}
+#: Names a job id cannot take: files the batch writes beside the job folders.
+RESERVED_IDS = frozenset({"summary.json"})
+_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+class ManifestError(ValueError):
+    """A manifest with bad lines; the message lists each one with its line number."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One (reference, prompt) run of a batch. ``reference`` is absolute; ``line`` is 1-based."""
+
+    id: str
+    reference: str
+    prompt: str
+    line: int
+    strategy: str | None = None
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+
+
+def job_id(entry: Mapping[str, Any]) -> str:
+    """The default id of a manifest entry: 12 hex digits of the SHA-256 of its canonical JSON."""
+    canonical = json.dumps(dict(entry), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def _entry_problems(entry: Any) -> list[str]:
+    if not isinstance(entry, dict):
+        return [f"expected a JSON object, got {type(entry).__name__}"]
+    problems = [f"unknown key {key!r} (keys: {', '.join(FIELDS)})" for key in entry if key not in FIELDS]
+    for key in ("reference", "prompt"):
+        if key not in entry:
+            problems.append(f"missing {key!r} ({FIELDS[key]})")
+        elif not isinstance(entry[key], str) or not entry[key].strip():
+            problems.append(f"{key!r} must be a non-empty string ({FIELDS[key]})")
+    if "strategy" in entry and not (isinstance(entry["strategy"], str) and entry["strategy"]):
+        problems.append(f"'strategy' must be a {FIELDS['strategy']}")
+    if "overrides" in entry and not isinstance(entry["overrides"], dict):
+        problems.append(f"'overrides' must be an {FIELDS['overrides']}")
+    seed = entry.get("seed")
+    if "seed" in entry and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        problems.append(f"'seed' must be a non-negative integer, got {seed!r}")
+    name = entry.get("id")
+    if "id" in entry and not (isinstance(name, str) and _ID_PATTERN.fullmatch(name) and name not in RESERVED_IDS):
+        problems.append(
+            f"'id' {name!r} is not a usable folder name ({FIELDS['id']}; starting with a letter or digit, "
+            f"at most 128 characters, not {', '.join(sorted(RESERVED_IDS))})"
+        )
+    return problems
+
+
+def _job(entry: dict[str, Any], line: int, folder: Path) -> Job:
+    reference = Path(entry["reference"]).expanduser()
+    overrides = {key: tuple(v) if isinstance(v, list) else v for key, v in entry.get("overrides", {}).items()}
+    return Job(
+        id=entry.get("id") or job_id(entry),
+        reference=str(reference if reference.is_absolute() else (folder / reference).resolve()),
+        prompt=entry["prompt"],
+        line=line,
+        strategy=entry.get("strategy"),
+        overrides=overrides,
+        seed=entry.get("seed"),
+    )
+
+
+def read_manifest(path: str | Path, check: Callable[[Job], None] | None = None) -> list[Job]:
+    """The jobs of a JSONL manifest, in file order (blank lines are skipped).
+
+    Args:
+        path: the manifest file.
+        check: called on each well-formed job; a ``ValueError``/``LookupError``/``TypeError`` it raises is
+            reported as a problem of that line (e.g. an unknown strategy).
+
+    Raises:
+        ManifestError: every problem of the file at once: unreadable JSON, missing or mistyped fields,
+            duplicate ids, missing reference files, what ``check`` rejects; or a manifest without jobs.
+        FileNotFoundError: no such manifest.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"manifest {str(path)!r} does not exist (a .jsonl file, one job per line)")
+    problems: list[str] = []
+    jobs: list[Job] = []
+    lines_of_id: dict[str, int] = {}
+    for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not text.strip():
+            continue
+        try:
+            entry = json.loads(text)
+        except json.JSONDecodeError as exc:
+            problems.append(f"line {number}: not valid JSON ({exc.msg} at column {exc.colno})")
+            continue
+        found = _entry_problems(entry)
+        if found:
+            problems.extend(f"line {number}: {problem}" for problem in found)
+            continue
+        job = _job(entry, number, path.parent)
+        line_problems = []
+        if job.id in lines_of_id:
+            first = lines_of_id[job.id]
+            line_problems.append(
+                f"id {job.id!r} is also used on line {first}" if "id" in entry
+                else f"repeats the job of line {first} (same JSON object); remove it or give each an 'id'"
+            )
+        lines_of_id.setdefault(job.id, number)
+        if not Path(job.reference).exists():
+            line_problems.append(f"reference {entry['reference']!r} not found (looked for {job.reference})")
+        if check is not None:
+            try:
+                check(job)
+            except (ValueError, LookupError, TypeError) as exc:
+                line_problems.append(str(exc.args[0] if isinstance(exc, LookupError) and exc.args else exc))
+        problems.extend(f"line {number}: {problem}" for problem in line_problems)
+        jobs.append(job)
+    if problems:
+        listing = "\n  ".join(problems)
+        raise ManifestError(f"{len(problems)} problem(s) in manifest {str(path)!r}; nothing was run:\n  {listing}")
+    if not jobs:
+        raise ManifestError(f"manifest {str(path)!r} holds no jobs (one JSON object per line)")
+    return jobs

@@ -1,0 +1,89 @@
+"""Run a batch: check everything up front, skip finished jobs, hand the rest to an executor, summarise.
+
+>>> jobs = load_jobs("jobs.jsonl", settings)  # doctest: +SKIP
+>>> summary = run_batch(jobs, settings, "results", LocalExecutor())  # doctest: +SKIP
+>>> summary.counts  # doctest: +SKIP
+{'done': 98, 'failed': 2, 'skipped': 0}
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from fastvmt.batch.executors.base import Executor
+from fastvmt.batch.manifest import Job, read_manifest
+from fastvmt.batch.results import JobOutcome, JobPaths
+from fastvmt.batch.settings import BatchSettings, job_strategy
+from fastvmt.batch.summary import BatchSummary
+
+__all__ = ["SUMMARY_FILE", "load_jobs", "run_batch"]
+
+log = logging.getLogger(__name__)
+
+#: The summary JSON of the last run, in the output folder.
+SUMMARY_FILE = "summary.json"
+
+#: Called after each job that ran: ``(outcome, jobs finished so far in this run, jobs to run)``.
+Progress = Callable[[JobOutcome, int, int], None]
+
+
+def load_jobs(manifest: str | Path, settings: BatchSettings) -> list[Job]:
+    """Check the settings, then read the manifest, checking every line's strategy as well (no model loads).
+
+    Raises:
+        ManifestError: all bad lines at once; ValueError etc. for a bad setting.
+    """
+    settings.check()
+    return read_manifest(manifest, check=lambda job: job_strategy(settings, job))
+
+
+def _skipped(paths: JobPaths) -> JobOutcome:
+    try:
+        metrics = paths.recorded_metrics()
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"{paths.sidecar} is not valid JSON ({error}); delete it to run job {paths.job_id} again"
+        ) from None
+    return JobOutcome(paths.job_id, "skipped", metrics=metrics)
+
+
+def run_batch(
+    jobs: Sequence[Job],
+    settings: BatchSettings,
+    out_dir: str | Path,
+    executor: Executor,
+    on_progress: Progress | None = None,
+) -> BatchSummary:
+    """Run the unfinished ``jobs`` into ``out_dir/<id>/`` and write ``out_dir/summary.json``.
+
+    A job is finished (and skipped) when its video and sidecar are both there, so rerunning a batch after a
+    crash or Ctrl-C runs only what is missing, failed jobs included. ``KeyboardInterrupt`` propagates (the
+    finished jobs stay; no summary is written).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    outcomes: dict[str, JobOutcome] = {}
+    pending: list[Job] = []
+    for job in jobs:
+        paths = JobPaths(out_dir, job.id)
+        if paths.finished():
+            outcomes[job.id] = _skipped(paths)
+        else:
+            pending.append(job)
+    log.info("%d job(s) to run, %d finished before", len(pending), len(outcomes))
+    if pending:
+        for number, outcome in enumerate(executor.run(pending, settings, out_dir), start=1):
+            outcomes[outcome.id] = outcome
+            if on_progress is not None:
+                on_progress(outcome, number, len(pending))
+    missing = [job.id for job in jobs if job.id not in outcomes]
+    if missing:
+        raise RuntimeError(f"executor {executor.name!r} returned no outcome for job(s) {', '.join(missing)}")
+    summary = BatchSummary(tuple(outcomes[job.id] for job in jobs), time.perf_counter() - start, executor.name)
+    summary.write(out_dir / SUMMARY_FILE)
+    return summary
