@@ -1,0 +1,187 @@
+"""The documentation: its code examples run, the site builds without a warning, and the figures are reproducible.
+
+Python examples are the ```python blocks of README.md and docs/**/*.md, run in order, one namespace per page,
+in a temporary directory. A block right after ``<!-- not executed: REASON -->`` is skipped (it needs model
+weights, or is a skeleton).
+"""
+
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
+NOT_EXECUTED = re.compile(r"<!--\s*not executed:\s*(.+?)\s*-->\s*$")
+
+
+def python_blocks(path: Path) -> list[tuple[int, str, str | None]]:
+    """``(line, code, skip_reason)`` of every ```python block of a Markdown file."""
+    text = path.read_text()
+    blocks = []
+    for match in FENCE.finditer(text):
+        before = text[: match.start()].rstrip("\n").rsplit("\n", 1)[-1]
+        reason = NOT_EXECUTED.search(before)
+        blocks.append((text.count("\n", 0, match.start()) + 1, match.group(1), reason and reason.group(1)))
+    return blocks
+
+
+def run_blocks(path: Path, workdir: Path, monkeypatch) -> int:
+    """Run the page's executable blocks in one namespace; returns how many ran."""
+    monkeypatch.chdir(workdir)
+    namespace: dict = {"__name__": f"docs_example_{path.stem}"}
+    ran = 0
+    for line, code, skip in python_blocks(path):
+        if skip:
+            continue
+        try:
+            exec(compile(code, f"{path.relative_to(ROOT)}:{line}", "exec"), namespace)  # noqa: S102 (the examples)
+        except Exception as exc:
+            raise AssertionError(f"the example at {path.relative_to(ROOT)} line {line} fails: {exc!r}") from exc
+        ran += 1
+    return ran
+
+
+def test_readme_examples_run(tmp_path, monkeypatch, fresh_plugins):
+    blocks = python_blocks(ROOT / "README.md")
+    if not blocks:
+        pytest.skip("README.md has no ```python example to run")
+    assert run_blocks(ROOT / "README.md", tmp_path, monkeypatch) >= 1, "every README example is marked not executed"
+
+
+DOC_PAGES = sorted(p for p in DOCS.rglob("*.md") if any(skip is None for _, _, skip in python_blocks(p)))
+
+
+@pytest.mark.parametrize("page", DOC_PAGES, ids=[str(p.relative_to(DOCS)) for p in DOC_PAGES])
+def test_docs_examples_run(page, tmp_path, monkeypatch, fresh_plugins):
+    assert run_blocks(page, tmp_path, monkeypatch) >= 1
+
+
+def test_not_executed_blocks_say_why():
+    pages = [ROOT / "README.md", *DOCS.rglob("*.md")]
+    skipped = [(page, line, reason) for page in pages for line, _, reason in python_blocks(page) if reason is not None]
+    for page, line, reason in skipped:
+        assert len(reason.split()) >= 2, f"{page}:{line}: say why the example is not executed"
+    assert DOC_PAGES, "the docs have no runnable example"
+
+
+def load_figure_script(monkeypatch):
+    spec = importlib.util.spec_from_file_location("make_figures", DOCS / "make_figures.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_figures_are_reproduced_by_their_script_and_used(tmp_path, monkeypatch):
+    script = load_figure_script(monkeypatch)
+    written = script.main(["--out", str(tmp_path)])
+    committed = sorted(p.name for p in (DOCS / "figures").glob("*.png"))
+    assert sorted(p.name for p in written) == committed
+    pages = "".join(p.read_text() for p in DOCS.rglob("*.md"))
+    for path in written:
+        fresh, stored = Image.open(path), Image.open(DOCS / "figures" / path.name)
+        assert fresh.size == stored.size, f"{path.name}: rerun python docs/make_figures.py"
+        # Same drawing: at most a few pixels may differ (text rendering across Pillow builds).
+        differ = np.any(np.asarray(fresh.convert("RGB")) != np.asarray(stored.convert("RGB")), axis=-1).mean()
+        assert differ < 0.02, f"{path.name} differs from its script's output; rerun python docs/make_figures.py"
+        assert (DOCS / "figures" / path.name).stat().st_size < 120_000, f"{path.name} is too large for the repo"
+        assert f"figures/{path.name}" in pages, f"{path.name} is not shown on any page"
+
+
+class _Links(HTMLParser):
+    """``src`` of images and ``href`` of links in an HTML page."""
+
+    def __init__(self):
+        super().__init__()
+        self.images: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.images.append(dict(attrs).get("src", ""))
+
+
+def _cli_command_paths() -> dict[str, list[str]]:
+    """Each command path of the ``fastvmt`` app and its option flags, from the app itself."""
+    import typer.main
+
+    from fastvmt.cli import app
+
+    out: dict[str, list[str]] = {}
+
+    def walk(command, context):
+        params = command.get_params(context)
+        out[context.command_path] = [flag for p in params for flag in p.opts if flag.startswith("--")]
+        if hasattr(command, "list_commands"):
+            for name in command.list_commands(context):
+                sub = command.get_command(context, name)
+                walk(sub, sub.context_class(sub, info_name=name, parent=context))
+
+    root = typer.main.get_command(app)
+    walk(root, root.context_class(root, info_name="fastvmt"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    for package in ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.python"):
+        if importlib.util.find_spec(package.split(".")[0]) is None or importlib.util.find_spec(package) is None:
+            pytest.skip(f"{package} is not installed (pip install -e '.[dev]' installs the docs toolchain)")
+    out = tmp_path_factory.mktemp("site")
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    build = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", str(ROOT / "mkdocs.yml"),
+         "--site-dir", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert build.returncode == 0, f"mkdocs build --strict failed:\n{build.stdout}\n{build.stderr}"
+    return out
+
+
+def _text(html_path: Path) -> str:
+    return re.sub(r"<[^>]+>", " ", html_path.read_text())
+
+
+def test_site_builds_strictly_with_every_image_present(site):
+    pages = list(site.rglob("*.html"))
+    assert len(pages) >= 10
+    for page in pages:
+        parser = _Links()
+        parser.feed(page.read_text())
+        for src in parser.images:
+            target = urlsplit(src)
+            if target.scheme or target.netloc:
+                continue
+            assert (page.parent / unquote(target.path)).resolve().is_file(), f"{page.relative_to(site)}: missing {src}"
+
+
+def test_cli_reference_covers_every_command_and_option(site):
+    text = _text(site / "cli" / "index.html")
+    commands = _cli_command_paths()
+    for path in ("fastvmt transfer", "fastvmt demo", "fastvmt flow", "fastvmt eval", "fastvmt bench cost",
+                 "fastvmt plugins", "fastvmt strategies", "fastvmt backends"):  # fmt: skip
+        assert path in commands, f"the CLI has no {path!r}"
+    for path, flags in commands.items():
+        assert path in text, f"{path} is missing from the CLI reference"
+        for flag in flags:
+            assert flag in text, f"{path} {flag} is missing from the CLI reference"
+
+
+def test_api_reference_documents_every_public_name(site):
+    import fastvmt
+
+    html = (site / "api" / "index.html").read_text()
+    anchors = set(re.findall(r'id="(fastvmt\.[\w.]+)"', html))
+    documented = {anchor.rsplit(".", 1)[-1] for anchor in anchors}
+    missing = [name for name in fastvmt.__all__ if name != "__version__" and name not in documented]
+    assert not missing, f"public names without API docs: {missing}"
+    assert not re.search(r":(class|func|meth|mod|data|attr|exc):", _text(site / "api" / "index.html"))
