@@ -91,9 +91,11 @@ def test_figures_are_reproduced_by_their_script_and_used(tmp_path, monkeypatch):
     for path in written:
         fresh, stored = Image.open(path), Image.open(DOCS / "figures" / path.name)
         assert fresh.size == stored.size, f"{path.name}: rerun python docs/make_figures.py"
-        # Same drawing: at most a few pixels may differ (text rendering across Pillow builds).
-        differ = np.any(np.asarray(fresh.convert("RGB")) != np.asarray(stored.convert("RGB")), axis=-1).mean()
-        assert differ < 0.02, f"{path.name} differs from its script's output; rerun python docs/make_figures.py"
+        # The same drawing: palette quantisation and text rendering may move colours by a few levels, a
+        # different flow or window moves them far.
+        delta = np.abs(np.asarray(fresh.convert("RGB"), np.int16) - np.asarray(stored.convert("RGB"), np.int16))
+        far = (delta.max(axis=-1) > 24).mean()
+        assert far < 0.02, f"{path.name} differs from its script's output; rerun python docs/make_figures.py"
         assert (DOCS / "figures" / path.name).stat().st_size < 120_000, f"{path.name} is too large for the repo"
         assert f"figures/{path.name}" in pages, f"{path.name} is not shown on any page"
 
