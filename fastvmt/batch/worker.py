@@ -47,10 +47,6 @@ class JobWorker:
         log.info("worker %s loaded %s in %.1f s", self.name, settings.model_dir, time.perf_counter() - start)
         self._pipelines: dict[Any, Any] = {}
 
-    def ready(self) -> str:
-        """The worker's name, once its model is loaded (Ray: a call that waits for the constructor)."""
-        return self.name
-
     def _pipeline(self, job: Job):
         from fastvmt.pipeline import MotionTransferPipeline
 

@@ -21,7 +21,7 @@ from fastvmt.batch.manifest import Job
 from fastvmt.batch.results import JobOutcome, JobPaths, failure
 from fastvmt.batch.settings import BatchSettings
 
-__all__ = ["RayExecutor"]
+__all__ = ["PooledWorker", "RayExecutor"]
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +61,12 @@ class RayExecutor(Executor):
     def run(self, jobs: Sequence[Job], settings: BatchSettings, out_dir: Path) -> Iterator[JobOutcome]:
         import ray
 
-        from fastvmt.batch.worker import JobWorker
-
         started_ray = self._connect(ray)
         actors: list[Any] = []
         try:
             count = self._pool_size(ray, len(jobs))
             settings = replace(settings, progress=False, threads=settings.threads or max(1, int(self.cpus_per_job)))
-            worker_class = ray.remote(num_cpus=self.cpus_per_job, num_gpus=self.gpus_per_job)(JobWorker)
+            worker_class = ray.remote(num_cpus=self.cpus_per_job, num_gpus=self.gpus_per_job)(PooledWorker)
 
             def spawn() -> Any:
                 actor = worker_class.remote(settings)
@@ -77,7 +75,9 @@ class RayExecutor(Executor):
 
             log.info("starting %d Ray workers (%g CPU, %g GPU each)", count, self.cpus_per_job, self.gpus_per_job)
             pool = [spawn() for _ in range(count)]
-            ray.get([actor.ready.remote() for actor in pool])  # a model that does not load stops the batch here
+            for load_error in ray.get([actor.load_error.remote() for actor in pool]):
+                if load_error is not None:  # the model does not load: stop before any job, with its error
+                    raise load_error
             yield from _dispatch(ray, pool, jobs, Path(out_dir), spawn)
         finally:
             for actor in actors:
@@ -111,6 +111,31 @@ class RayExecutor(Executor):
                 f"use --gpus-per-job 0 to run on CPUs, or pass --workers on an autoscaling cluster"
             )
         return min(fits, num_jobs)
+
+
+class PooledWorker:
+    """A :class:`JobWorker` in a Ray actor. A model that does not load is kept as :meth:`load_error` (the
+    driver re-raises it as it is: a missing checkpoint stays a ``FileNotFoundError``) instead of killing the
+    actor, whose death would only say that its constructor failed."""
+
+    def __init__(self, settings: BatchSettings):
+        from fastvmt.batch.worker import JobWorker
+
+        self._worker: JobWorker | None = None
+        self._load_error: Exception | None = None
+        try:
+            self._worker = JobWorker(settings)
+        except Exception as error:  # returned to the driver by load_error()
+            self._load_error = error
+
+    def load_error(self) -> Exception | None:
+        """None once the model is loaded, else the loading error."""
+        return self._load_error
+
+    def run(self, job: Job, out_dir: str) -> JobOutcome:
+        if self._worker is None:
+            raise self._load_error  # a replacement worker whose model did not load: the batch stops
+        return self._worker.run(job, out_dir)
 
 
 def _dispatch(ray: Any, pool: list[Any], jobs: Sequence[Job], out_dir: Path, spawn: Any) -> Iterator[JobOutcome]:
