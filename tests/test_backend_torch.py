@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from fastvmt import ops, plugins
 from fastvmt.backends import Case, backend_named
 from fastvmt.backends.torch_backend import TorchBackend
-from fastvmt.backends.torch_backend.grouping import plan_groups
+from fastvmt.backends.torch_backend.grouping import plan_windows
 
 BACKENDS = [name for name in plugins.names("backend") if name != "reference"]
 DTYPES = [torch.float32, torch.float64]
@@ -127,16 +127,50 @@ def test_window_key_means_equal_the_reference(name, dtype, case):
     )
 
 
-# --- the torch backend's tile groups, chunks and hand-written backward ------------------------------------------
+# --- the torch backend's tile packing, chunks, saved probabilities and hand-written backward ------------------
+
+LAYOUTS = st.tuples(st.sampled_from([1, 2, 3, 4, 8, 16]), st.integers(1, 6), st.integers(1, 6))
 
 
-@given(case=cases(), group=st.tuples(st.integers(1, 4), st.integers(1, 4)), chunk_bytes=st.sampled_from([1, 5000, 1 << 26]))
-def test_torch_windowed_is_exact_for_any_group_shape_and_chunk_size(case, group, chunk_bytes):
-    """Forced group shapes (padded tile grids, masks) and chunks down to one (pair, group) unit at a time."""
+@given(
+    case=cases(),
+    layout=st.one_of(st.none(), LAYOUTS),
+    chunk_bytes=st.sampled_from([1, 5000, 1 << 26]),
+    save_bytes=st.sampled_from([0, 1 << 30]),
+)
+def test_torch_windowed_is_exact_for_any_packing_chunk_size_and_saving(case, layout, chunk_bytes, save_bytes):
+    """Forced packings (masks, several levels), chunks down to one unit, probabilities kept or recomputed."""
     q, k, pairs, starts, gen = inputs(case, torch.float64)
     args = (pairs, starts, case["tile"], case["extent"], case["scale"])
-    out = TorchBackend(chunk_bytes=chunk_bytes, group=group).windowed_positions(q, k, *args)
+    backend = TorchBackend(chunk_bytes=chunk_bytes, save_bytes=save_bytes, layout=layout)
+    out = backend.windowed_positions(q, k, *args)
     assert_same_values_and_grads(out, REFERENCE.windowed_positions(q, k, *args), q, k, gen, TOLERANCES[torch.float64])
+
+
+def test_torch_windowed_supports_a_second_backward():
+    """``retain_graph``: kept probabilities must survive the first backward."""
+    gen = torch.Generator().manual_seed(9)
+    q = torch.randn(3, 6, 8, 4, generator=gen, dtype=torch.float64, requires_grad=True)
+    k = torch.randn(3, 6, 8, 4, generator=gen, dtype=torch.float64, requires_grad=True)
+    pairs = ops.frame_pairs(3, 2)
+    starts = torch.stack([torch.randint(0, 4, (5, 12), generator=gen), torch.randint(0, 6, (5, 12), generator=gen)], -1)
+    out = TorchBackend(layout=(4, 3, 3)).windowed_positions(q, k, pairs, starts, (2, 2), (3, 3), 0.5)
+    first = torch.autograd.grad(out.sum(), (q, k), retain_graph=True)
+    second = torch.autograd.grad(out.sum(), (q, k))
+    for a, b in zip(first, second):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize(("layout", "save_bytes"), [((1, 1, 1), 0), ((4, 2, 2), 0), ((16, 12, 12), 1 << 30)])
+def test_torch_windowed_backward_passes_gradcheck(layout, save_bytes):
+    gen = torch.Generator().manual_seed(7)
+    q = torch.randn(2, 4, 6, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    k = torch.randn(2, 4, 6, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    pairs = ops.frame_pairs(2, 2)
+    starts = torch.stack([torch.randint(0, 2, (3, 6), generator=gen), torch.randint(0, 4, (3, 6), generator=gen)], -1)
+    backend = TorchBackend(chunk_bytes=3000, save_bytes=save_bytes, layout=layout)  # several chunks
+    windowed = lambda a, b: backend.windowed_positions(a, b, pairs, starts, (2, 2), (3, 3), 0.8)  # noqa: E731
+    assert torch.autograd.gradcheck(windowed, (q, k), fast_mode=True)
 
 
 @pytest.mark.parametrize("chunk_bytes", [1, 1 << 26])
@@ -146,58 +180,47 @@ def test_torch_dense_is_exact_for_any_chunk_size(chunk_bytes):
     k = torch.randn(3, 4, 5, 6, generator=gen, dtype=torch.float64, requires_grad=True)
     pairs = ops.frame_pairs(3, mode="all")
     backend = TorchBackend(chunk_bytes=chunk_bytes)
-    out = backend.dense_positions(q.reshape(3, 20, 6), k, pairs, 0.4)
-    assert_same_values_and_grads(out, REFERENCE.dense_positions(q.reshape(3, 20, 6), k, pairs, 0.4), q, k, gen, TOLERANCES[torch.float64])
-    argmax = backend.dense_argmax_positions(q.reshape(3, 20, 6), k, pairs)
-    assert torch.equal(argmax, REFERENCE.dense_argmax_positions(q.reshape(3, 20, 6), k, pairs))
-
-
-@pytest.mark.parametrize("group", [(1, 1), (2, 2), (3, 1)])
-def test_torch_windowed_backward_passes_gradcheck(group):
-    gen = torch.Generator().manual_seed(7)
-    q = torch.randn(2, 4, 6, 3, generator=gen, dtype=torch.float64, requires_grad=True)
-    k = torch.randn(2, 4, 6, 3, generator=gen, dtype=torch.float64, requires_grad=True)
-    pairs = ops.frame_pairs(2, 2)
-    starts = torch.stack([torch.randint(0, 2, (3, 6), generator=gen), torch.randint(0, 4, (3, 6), generator=gen)], -1)
-    backend = TorchBackend(chunk_bytes=3000, group=group)  # several chunks
-    windowed = lambda a, b: backend.windowed_positions(a, b, pairs, starts, (2, 2), (3, 3), 0.8)  # noqa: E731
-    assert torch.autograd.gradcheck(windowed, (q, k), fast_mode=True)
+    queries = q.reshape(3, 20, 6)
+    out = backend.dense_positions(queries, k, pairs, 0.4)
+    expected = REFERENCE.dense_positions(queries, k, pairs, 0.4)
+    assert_same_values_and_grads(out, expected, q, k, gen, TOLERANCES[torch.float64])
+    assert torch.equal(backend.dense_argmax_positions(queries, k, pairs), REFERENCE.dense_argmax_positions(queries, k, pairs))
 
 
 @given(
     size=st.tuples(st.integers(1, 5), st.integers(1, 5)),
     tile=st.tuples(st.integers(1, 3), st.integers(1, 3)),
     window=st.integers(1, 9),
-    group=st.one_of(st.none(), st.tuples(st.integers(1, 4), st.integers(1, 4))),
+    layout=st.one_of(st.none(), LAYOUTS),
     seed=st.integers(0, 2**16),
 )
-def test_group_blocks_contain_every_window_of_their_tiles(size, tile, window, group, seed):
+def test_plans_cover_every_tile_once_with_blocks_holding_their_windows(size, tile, window, layout, seed):
     h, w = size[0] * tile[0], size[1] * tile[1]
     extent = (min(window, h), min(window, w))
     gen = torch.Generator().manual_seed(seed)
-    starts = torch.stack([torch.randint(0, h - extent[0] + 1, (3, size[0] * size[1]), generator=gen), torch.randint(0, w - extent[1] + 1, (3, size[0] * size[1]), generator=gen)], -1)
-    plan = plan_groups(starts, (h, w), tile, extent, group=group)
-    (gh, gw), (grid_h, grid_w) = plan.group, plan.grid
-    assert grid_h * gh >= size[0] and grid_w * gw >= size[1]
-    assert (plan.corners >= 0).all()
-    assert (plan.corners[..., 0] <= h - plan.block[0]).all() and (plan.corners[..., 1] <= w - plan.block[1]).all()
-    assert (plan.offsets >= 0).all()
-    assert (plan.offsets[..., 0] <= plan.block[0] - extent[0]).all()
-    assert (plan.offsets[..., 1] <= plan.block[1] - extent[1]).all()
-    for p in range(size[0] * size[1]):  # every real tile's window = its group's corner + its offset
-        a, b = divmod(p, size[1])
-        g = (a // gh) * grid_w + b // gw
-        assert torch.equal(plan.corners[:, g] + plan.offsets[:, g, a % gh, b % gw], starts[:, p])
+    tiles = size[0] * size[1]
+    starts = torch.stack(
+        [torch.randint(0, h - extent[0] + 1, (3, tiles), generator=gen), torch.randint(0, w - extent[1] + 1, (3, tiles), generator=gen)],
+        -1,
+    )
+    seen = torch.zeros(3, tiles, dtype=torch.long)
+    for level in plan_windows(starts, (h, w), tile, extent, layout=layout):
+        er, ec = level.block
+        assert extent[0] <= er <= h and extent[1] <= ec <= w
+        assert (level.corners >= 0).all() and (level.corners[:, 0] <= h - er).all() and (level.corners[:, 1] <= w - ec).all()
+        assert (level.offsets >= 0).all()
+        assert (level.offsets[..., 0] <= er - extent[0]).all() and (level.offsets[..., 1] <= ec - extent[1]).all()
+        pair = level.pair[:, None].expand_as(level.tiles)
+        assert torch.equal(level.corners[:, None, :] + level.offsets, starts[pair, level.tiles])
+        seen.index_put_((pair.reshape(-1), level.tiles.reshape(-1)), torch.ones(pair.numel(), dtype=torch.long), accumulate=True)
+    assert (seen == 1).all()
 
 
-def test_planner_groups_tiles_with_shared_windows_and_not_unrelated_ones():
-    shared = torch.full((4, 10 * 13, 2), 5)
-    plan = plan_groups(shared, (30, 52), (3, 4), (21, 21))
-    assert plan.queries_per_group((3, 4)) >= 48 and plan.block == (21, 21) and not plan.needs_mask((21, 21))
-    gen = torch.Generator().manual_seed(0)
-    unrelated = torch.stack([torch.randint(0, 55, (4, 20 * 15), generator=gen), torch.randint(0, 55, (4, 20 * 15), generator=gen)], -1)
-    plan = plan_groups(unrelated, (60, 60), (3, 4), (5, 5))
-    assert plan.group == (1, 1) and plan.block == (5, 5)
+def test_planner_packs_tiles_with_shared_windows_into_big_unmasked_units():
+    shared = torch.full((4, 10 * 13, 2), 5)  # 130 tiles a pair: 8 units of 16, and 2 tiles left over
+    levels = plan_windows(shared, (30, 52), (3, 4), (21, 21))
+    assert [(level.tiles_per_unit, level.pair.numel()) for level in levels] == [(16, 4 * 8), (2, 4)]
+    assert all(level.block == (21, 21) and not level.needs_mask((21, 21)) for level in levels)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

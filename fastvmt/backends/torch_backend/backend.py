@@ -7,24 +7,29 @@ from fastvmt.backends.torch_backend import dense, windowed
 
 __all__ = ["TorchBackend"]
 
-#: Default bound on the temporary tensors of one chunk of frame pairs.
+#: Default bound on the temporary tensors of one chunk of work.
 CHUNK_BYTES = 64 << 20
+#: Default bound on the attention probabilities the windowed forward keeps for its backward (beyond it, the
+#: backward recomputes them: one more GEMM per chunk, no memory).
+SAVE_BYTES = 1536 << 20
 
 
 class TorchBackend(AMFBackend):
     """Plain torch on any device torch runs on; floating dtypes (half types compute in float32).
 
-    ``chunk_bytes`` bounds the temporaries of one chunk of pairs (the outputs and what autograd saves are
-    ``O(N * S)`` on top). ``group`` forces the windowed op's tile-group shape (tests); ``None`` lets the planner
-    choose.
+    ``chunk_bytes`` bounds the temporaries of one chunk of work; ``save_bytes`` what the windowed op keeps for
+    its backward beyond ``O(N * S)`` outputs (probabilities; more would be recomputed). ``layout = (tiles per unit, bucket rows, bucket cols)`` forces how the windowed op
+    packs tiles (tests, benchmarks); ``None`` lets the planner choose.
     """
 
     name = "torch"
 
-    def __init__(self, chunk_bytes: int = CHUNK_BYTES, group: tuple[int, int] | None = None):
-        if chunk_bytes < 1:
-            raise ValueError(f"chunk_bytes must be positive, got {chunk_bytes}")
-        self.chunk_bytes, self.group = chunk_bytes, group
+    def __init__(
+        self, chunk_bytes: int = CHUNK_BYTES, save_bytes: int = SAVE_BYTES, layout: tuple[int, int, int] | None = None
+    ):
+        if chunk_bytes < 1 or save_bytes < 0:
+            raise ValueError(f"chunk_bytes must be > 0 and save_bytes >= 0, got {chunk_bytes} and {save_bytes}")
+        self.chunk_bytes, self.save_bytes, self.layout = chunk_bytes, save_bytes, layout
 
     def supports(self, case: Case) -> tuple[bool, str]:
         ok, reason = super().supports(case)
@@ -40,5 +45,7 @@ class TorchBackend(AMFBackend):
 
     def windowed_positions(self, q, k, pairs, starts, tile, extent, scale):
         return windowed.windowed_positions(
-            q, k, pairs, starts, tile, extent, scale, chunk_bytes=self.chunk_bytes, group=self.group
+            q, k, pairs, starts, tile, extent, scale, chunk_bytes=self.chunk_bytes,
+            save_bytes=self.save_bytes,
+            layout=self.layout,
         )

@@ -1,99 +1,35 @@
-"""Windowed AMF in plain torch: grouped tiles, batched GEMMs, a hand-written backward.
+"""Windowed AMF in plain torch: packed tiles, batched GEMMs, a hand-written backward.
 
-Per chunk of frame pairs (bounded memory whatever the number of pairs), with tiles grouped by
-:func:`~fastvmt.backends.torch_backend.grouping.plan_groups`:
+The plan (:func:`~fastvmt.backends.torch_backend.grouping.plan_windows`) splits the work into *units*: a frame
+pair and ``T`` tiles whose windows fit one key block of ``Bk = E_r x E_c`` keys. Per chunk of units:
 
-1. the keys of each group's block are gathered once (one ``index_select`` of rows);
-2. logits = one batched GEMM (group queries x block keys), logits outside each tile's window set to ``-inf``;
-3. softmax statistics; expected *local* position = ``exp(logits - max) @ pos / sum``; the log-sum-exp is kept.
+1. the unit's queries and its block's keys are gathered (``index_select`` of rows of ``q`` and ``k``);
+2. logits = one batched GEMM (``M = T*th*tw`` queries x ``Bk`` keys), ``-inf`` outside each tile's window;
+3. softmax, then the expected position *local to the block* = ``probs @ local_pos``.
 
-The backward recomputes the probabilities from the saved log-sum-exp (flash-attention style) and uses
-``dlogit[s, m] = p[s, m] * <g[s], pos(m) - out[s]>`` (attention with ``V = pos``), then two batched GEMMs give
-the query and block-key gradients; block-key gradients go back to their rows with ``index_add_``.
+The forward keeps the probabilities for the backward if they fit ``save_bytes``, else the backward recomputes
+them chunk by chunk. The backward uses ``dlogit[s, m] = p[s, m] * <g[s], pos(m) - out[s]>`` (attention with
+``V = pos``); two batched GEMMs give the query and block-key gradients, which go back to their rows of ``q``
+and ``k`` with ``index_add_``. Chunks reuse preallocated buffers of at most ``chunk_bytes`` (fresh large
+allocations would cost a page fault per 4 KiB on CPU).
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from fastvmt.backends.torch_backend.grouping import GroupPlan, plan_groups
+from fastvmt.backends.torch_backend.grouping import WindowPlan, plan_windows
 
-__all__ = ["windowed_positions"]
-
-
-def _grouped(x: Tensor, plan: GroupPlan, tile: tuple[int, int]) -> Tensor:
-    """``x`` (B, H, W, C) as (B, G, M, C): each group's ``gh*th x gw*tw`` block of tokens, raster order inside.
-
-    The grid is zero-padded up to whole groups.
-    """
-    b, h, w, c = x.shape
-    (gh, gw), (grid_h, grid_w) = plan.group, plan.grid
-    bh, bw = gh * tile[0], gw * tile[1]
-    x = F.pad(x, (0, 0, 0, grid_w * bw - w, 0, grid_h * bh - h))
-    x = x.view(b, grid_h, bh, grid_w, bw, c).permute(0, 1, 3, 2, 4, 5)
-    return x.reshape(b, grid_h * grid_w, bh * bw, c)
+__all__ = ["tile_tokens", "windowed_positions"]
 
 
-def _ungrouped(x: Tensor, plan: GroupPlan, tile: tuple[int, int], size: tuple[int, int]) -> Tensor:
-    """Inverse of :func:`_grouped`: (B, G, M, C) -> (B, H, W, C), padding dropped."""
-    b, c = x.shape[0], x.shape[-1]
-    (gh, gw), (grid_h, grid_w) = plan.group, plan.grid
-    bh, bw = gh * tile[0], gw * tile[1]
-    x = x.view(b, grid_h, grid_w, bh, bw, c).permute(0, 1, 3, 2, 4, 5).reshape(b, grid_h * bh, grid_w * bw, c)
-    return x[:, : size[0], : size[1]]
-
-
-class _Windowed:
-    """Shapes and per-chunk helpers of one windowed call (shared by the forward and the backward).
-
-    The work is a list of *units*, one per (frame pair, tile group): ``M`` queries against a block of ``Bk``
-    keys. Units are processed in chunks whose temporaries fit ``chunk_bytes`` (small enough to stay in cache).
-    """
-
-    def __init__(self, shape, pairs, plan, tile, extent, work, chunk_bytes):
-        self.frames, self.h, self.w, self.d = shape
-        self.plan, self.tile, self.extent = plan, tile, extent
-        er, ec = plan.block
-        self.keys, self.queries = er * ec, plan.queries_per_group(tile)
-        device = pairs.device
-        groups = torch.arange(plan.num_groups, device=device)
-        self.query_units = (pairs[:, :1] * plan.num_groups + groups).reshape(-1)  # row of (F*G, M, D) per unit
-        self.corners = plan.corners.reshape(-1, 2)  # (U, 2)
-        self.offsets = plan.offsets.reshape(-1, *plan.offsets.shape[2:])  # (U, gh, gw, 2)
-        self.key_frames = pairs[:, 1].repeat_interleave(plan.num_groups)  # (U,)
-        self.block_rows = torch.arange(er, device=device)
-        self.block_cols = torch.arange(ec, device=device)
-        local = torch.stack(torch.meshgrid(self.block_rows, self.block_cols, indexing="ij"), dim=-1)
-        self.local_pos = local.reshape(-1, 2).to(work)  # (Bk, 2)
-        self.row_offsets = (self.block_rows[:, None] * self.w + self.block_cols).reshape(-1)  # (Bk,)
-        per_unit = work.itemsize * (2 * self.queries * self.keys + 2 * self.keys * self.d + self.queries * self.d)
-        self.chunk = max(1, chunk_bytes // per_unit)
-        self.units = self.query_units.shape[0]
-
-    def chunks(self):
-        for start in range(0, self.units, self.chunk):
-            yield slice(start, min(start + self.chunk, self.units))
-
-    def key_rows(self, part: slice) -> Tensor:
-        """Flat row (into ``k.reshape(F*S, D)``) of every block key of the units, (C*Bk,)."""
-        corners = self.corners[part]
-        base = self.key_frames[part] * (self.h * self.w) + corners[:, 0] * self.w + corners[:, 1]
-        return (base[:, None] + self.row_offsets).reshape(-1)
-
-    def masked_logits(self, queries: Tensor, keys: Tensor, part: slice) -> Tensor:
-        """(C, M, Bk) logits of each unit's queries against its block, ``-inf`` outside each tile's window."""
-        logits = torch.bmm(queries, keys.transpose(1, 2))
-        if not self.plan.needs_mask(self.extent):
-            return logits
-        offsets = self.offsets[part]  # (C, gh, gw, 2)
-        rows = _outside(self.block_rows, offsets[..., 0], self.extent[0], logits.dtype)  # (C, gh, gw, Er)
-        cols = _outside(self.block_cols, offsets[..., 1], self.extent[1], logits.dtype)  # (C, gh, gw, Ec)
-        bias = rows[..., :, None] + cols[..., None, :]  # (C, gh, gw, Er, Ec): 0 inside the window, -inf outside
-        (gh, gw), (th, tw), (er, ec) = self.plan.group, self.tile, self.plan.block
-        logits.view(-1, gh, th, gw, tw, er, ec).add_(bias[:, :, None, :, None])
-        return logits
+def tile_tokens(size: tuple[int, int], tile: tuple[int, int], device: torch.device) -> Tensor:
+    """(P, th*tw): raster index of every token of every tile (tiles in raster order, tokens raster inside)."""
+    (h, w), (th, tw) = size, tile
+    rows = torch.arange(h, device=device).view(h // th, 1, th, 1)
+    cols = torch.arange(w, device=device).view(1, w // tw, 1, tw)
+    return (rows * w + cols).reshape((h // th) * (w // tw), th * tw)
 
 
 def _outside(coords: Tensor, offset: Tensor, extent: int, dtype: torch.dtype) -> Tensor:
@@ -102,58 +38,146 @@ def _outside(coords: Tensor, offset: Tensor, extent: int, dtype: torch.dtype) ->
     return torch.zeros(inside.shape, dtype=dtype, device=coords.device).masked_fill_(~inside, float("-inf"))
 
 
+class _Units:
+    """One level's units with their index tensors, chunking and the per-chunk steps shared by the forward
+    and the backward."""
+
+    def __init__(self, plan: WindowPlan, pairs: Tensor, shape, tile, extent, work, chunk_bytes: int):
+        frames, self.h, self.w, self.d = shape
+        self.plan, self.tile, self.extent, self.work = plan, tile, extent, work
+        s = self.h * self.w
+        er, ec = plan.block
+        self.keys = er * ec
+        self.tile_queries = tile[0] * tile[1]
+        self.queries = plan.tiles_per_unit * self.tile_queries
+        tokens = tile_tokens((self.h, self.w), tile, pairs.device)[plan.tiles]  # (U, T, th*tw)
+        self.query_rows = (pairs[plan.pair, 0, None, None] * s + tokens).reshape(-1, self.queries)  # into (F*S, D)
+        self.out_rows = (plan.pair[:, None, None] * s + tokens).reshape(-1)  # into the outputs (N*S, 2)
+        self.key_base = pairs[plan.pair, 1] * s + plan.corners[:, 0] * self.w + plan.corners[:, 1]  # (U,)
+        self.block_rows = torch.arange(er, device=pairs.device)
+        self.block_cols = torch.arange(ec, device=pairs.device)
+        local = torch.stack(torch.meshgrid(self.block_rows, self.block_cols, indexing="ij"), dim=-1)
+        self.local_pos = local.reshape(-1, 2).to(work)  # (Bk, 2)
+        self.row_offsets = (self.block_rows[:, None] * self.w + self.block_cols).reshape(-1)  # (Bk,)
+        per_unit = work.itemsize * (3 * self.queries * self.keys + 2 * self.keys * self.d + 2 * self.queries * self.d)
+        self.count = self.key_base.shape[0]
+        self.chunk = max(1, min(self.count, chunk_bytes // per_unit))
+
+    def chunks(self):
+        for start in range(0, self.count, self.chunk):
+            yield slice(start, min(start + self.chunk, self.count))
+
+    def buffers(self, backward: bool) -> dict[str, Tensor]:
+        """Work buffers for one chunk, reused by every chunk."""
+        c, m, bk, d = self.chunk, self.queries, self.keys, self.d
+        shapes = {"queries": (c, m, d), "keys": (c, bk, d), "logits": (c, m, bk), "probs": (c, m, bk)}
+        if backward:
+            shapes.update({"dlogits": (c, m, bk), "grad_queries": (c, m, d), "grad_keys": (c, bk, d)})
+        return {name: torch.empty(shape, dtype=self.work, device=self.key_base.device) for name, shape in shapes.items()}
+
+    def gather(self, queries: Tensor, keys: Tensor, part: slice, buffers: dict[str, Tensor]):
+        """The chunk's queries (C, M, D), rows into ``q``, block keys (C, Bk, D) and rows into ``k``."""
+        c = part.stop - part.start
+        rows_q = self.query_rows[part].reshape(-1)
+        rows_k = (self.key_base[part, None] + self.row_offsets).reshape(-1)
+        unit_queries = torch.index_select(queries, 0, rows_q, out=buffers["queries"][:c].view(-1, self.d))
+        block_keys = torch.index_select(keys, 0, rows_k, out=buffers["keys"][:c].view(-1, self.d))
+        return unit_queries.view(c, self.queries, self.d), rows_q, block_keys.view(c, self.keys, self.d), rows_k
+
+    def probabilities(self, queries: Tensor, keys: Tensor, part: slice, buffers, out: Tensor) -> Tensor:
+        """Softmax over each unit's block of its queries' logits, ``-inf`` outside each tile's window."""
+        c = part.stop - part.start
+        logits = torch.bmm(queries, keys.transpose(1, 2), out=buffers["logits"][:c])
+        if self.plan.needs_mask(self.extent):
+            offsets = self.plan.offsets[part]  # (C, T, 2)
+            rows = _outside(self.block_rows, offsets[..., 0], self.extent[0], logits.dtype)  # (C, T, Er)
+            cols = _outside(self.block_cols, offsets[..., 1], self.extent[1], logits.dtype)  # (C, T, Ec)
+            bias = (rows[..., :, None] + cols[..., None, :]).view(c, -1, 1, self.keys)
+            logits.view(c, -1, self.tile_queries, self.keys).add_(bias)
+        return torch.softmax(logits, dim=-1, out=out)
+
+
+def _forward_level(units: _Units, queries: Tensor, keys: Tensor, saved: Tensor | None) -> Tensor:
+    """Expected position (U, M, 2) of every unit's queries, local to its block (``queries`` pre-scaled).
+
+    ``saved`` (U, M, Bk), if given, receives the probabilities for the backward.
+    """
+    local = torch.empty(units.count, units.queries, 2, dtype=keys.dtype, device=keys.device)
+    buffers = units.buffers(backward=False)
+    for part in units.chunks():
+        c = part.stop - part.start
+        unit_queries, _, block_keys, _ = units.gather(queries, keys, part, buffers)
+        out = saved[part] if saved is not None else buffers["probs"][:c]
+        probs = units.probabilities(unit_queries, block_keys, part, buffers, out)
+        torch.matmul(probs, units.local_pos, out=local[part])
+    return local
+
+
+def _backward_level(units, queries, keys, local, grads, saved, grad_queries, grad_keys) -> None:
+    """Adds one level's gradients w.r.t. the (pre-scaled) queries and the keys; ``grads`` (U, M, 2)."""
+    # dlogit[s, (r, c)] = p * (g_row * (r - out_row) + g_col * (c - out_col)), all local to the block
+    row_terms = grads[..., :1] * (units.block_rows.to(local.dtype) - local[..., :1])  # (U, M, Er)
+    col_terms = grads[..., 1:] * (units.block_cols.to(local.dtype) - local[..., 1:])  # (U, M, Ec)
+    er, ec = units.plan.block
+    buffers = units.buffers(backward=True)
+    for part in units.chunks():
+        c = part.stop - part.start
+        unit_queries, rows_q, block_keys, rows_k = units.gather(queries, keys, part, buffers)
+        if saved is None:
+            probs = units.probabilities(unit_queries, block_keys, part, buffers, buffers["probs"][:c])
+        else:
+            probs = saved[part]
+        dlogits = buffers["dlogits"][:c]
+        torch.add(row_terms[part, :, :, None], col_terms[part, :, None, :], out=dlogits.view(c, -1, er, ec))
+        dlogits.mul_(probs)
+        if grad_queries is not None:
+            step = torch.bmm(dlogits, block_keys, out=buffers["grad_queries"][:c])
+            grad_queries.index_add_(0, rows_q, step.view(-1, units.d))
+        if grad_keys is not None:
+            step = torch.bmm(dlogits.transpose(1, 2), unit_queries, out=buffers["grad_keys"][:c])
+            grad_keys.index_add_(0, rows_k, step.view(-1, units.d))
+
+
 class _WindowedPositions(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q, k, pairs, plan, tile, extent, scale, chunk_bytes):
+    def forward(ctx, q, k, pairs, levels, tile, extent, scale, chunk_bytes, save_bytes):
         work = torch.promote_types(q.dtype, torch.float32)
-        geo = _Windowed(q.shape, pairs, plan, tile, extent, work, chunk_bytes)
-        m, d = geo.queries, geo.d
-        queries = _grouped(q.to(work) * scale, plan, tile).reshape(-1, m, d)  # (F*G, M, D), scaled once
+        f, h, w, d = q.shape
+        n = pairs.shape[0]
+        queries = (q.to(work) * scale).reshape(-1, d)
         keys = k.to(work).reshape(-1, d)
-        local = torch.empty(geo.units, m, 2, dtype=work, device=q.device)
-        for part in geo.chunks():
-            unit_queries = queries.index_select(0, geo.query_units[part])
-            block_keys = keys.index_select(0, geo.key_rows(part)).view(-1, geo.keys, d)
-            probs = geo.masked_logits(unit_queries, block_keys, part).softmax(dim=-1)
-            torch.matmul(probs, geo.local_pos, out=local[part])
-        ctx.save_for_backward(q, k, local)
-        ctx.geo, ctx.scale = geo, scale
-        positions = (local + geo.corners[:, None, :].to(work)).view(pairs.shape[0], plan.num_groups, m, 2)
-        return _ungrouped(positions, plan, tile, (geo.h, geo.w)).reshape(pairs.shape[0], -1, 2).to(q.dtype)
+        positions = torch.empty(n * h * w, 2, dtype=work, device=q.device)
+        all_units = [_Units(plan, pairs, q.shape, tile, extent, work, chunk_bytes) for plan in levels]
+        probs_bytes = sum(u.count * u.queries * u.keys for u in all_units) * work.itemsize
+        keep = any(ctx.needs_input_grad[:2]) and probs_bytes <= save_bytes
+        locals_, saved = [], []
+        for units, plan in zip(all_units, levels):
+            store = torch.empty(units.count, units.queries, units.keys, dtype=work, device=q.device) if keep else None
+            local = _forward_level(units, queries, keys, store)
+            positions.index_copy_(0, units.out_rows, (local + plan.corners[:, None, :].to(work)).view(-1, 2))
+            locals_.append(local)
+            saved.append(store)
+        ctx.save_for_backward(q, k, *locals_)
+        ctx.units, ctx.saved, ctx.scale = all_units, saved, scale
+        return positions.view(n, h * w, 2).to(q.dtype)
 
     @staticmethod
     def backward(ctx, grad_positions):
-        q, k, local = ctx.saved_tensors
-        geo, scale = ctx.geo, ctx.scale
-        plan, work, m, d = geo.plan, local.dtype, geo.queries, geo.d
-        (gh, gw), (th, tw), (er, ec) = plan.group, geo.tile, plan.block
+        q, k, *locals_ = ctx.saved_tensors
+        scale, work = ctx.scale, locals_[0].dtype
+        d = q.shape[-1]
         want_q, want_k = ctx.needs_input_grad[:2]
-        queries = _grouped(q.to(work) * scale, plan, geo.tile).reshape(-1, m, d)
+        queries = (q.to(work) * scale).reshape(-1, d)
         keys = k.to(work).reshape(-1, d)
-        grads = _grouped(grad_positions.to(work).reshape(-1, geo.h, geo.w, 2), plan, geo.tile).reshape(-1, m, 2)
-        # dlogit[s, (r, c)] = p * (g_row * (r - out_row) + g_col * (c - out_col)), all local to the block
-        row_terms = grads[..., :1] * (geo.block_rows.to(work) - local[..., :1])  # (U, M, Er)
-        col_terms = grads[..., 1:] * (geo.block_cols.to(work) - local[..., 1:])  # (U, M, Ec)
+        grad_flat = grad_positions.to(work).reshape(-1, 2)
         grad_queries = torch.zeros_like(queries) if want_q else None
         grad_keys = torch.zeros_like(keys) if want_k else None
-        for part in geo.chunks():
-            unit_queries = queries.index_select(0, geo.query_units[part])
-            rows = geo.key_rows(part)
-            block_keys = keys.index_select(0, rows).view(-1, geo.keys, d)
-            probs = geo.masked_logits(unit_queries, block_keys, part).softmax(dim=-1)
-            centred = row_terms[part, :, :, None] + col_terms[part, :, None, :]  # (C, M, Er, Ec)
-            dlogits = probs.mul_(centred.view_as(probs))
-            if want_q:
-                grad_queries.index_add_(0, geo.query_units[part], torch.bmm(dlogits, block_keys))
-            if want_k:
-                grad_keys.index_add_(0, rows, torch.bmm(dlogits.transpose(1, 2), unit_queries).view(-1, d))
-        grad_q = grad_k = None
-        if want_q:
-            grouped = grad_queries.view(geo.frames, plan.num_groups, m, d)
-            grad_q = (_ungrouped(grouped, plan, geo.tile, (geo.h, geo.w)) * scale).to(q.dtype)
-        if want_k:
-            grad_k = grad_keys.view(k.shape).to(k.dtype)
-        return grad_q, grad_k, None, None, None, None, None, None
+        for units, local, saved in zip(ctx.units, locals_, ctx.saved):
+            grads = grad_flat.index_select(0, units.out_rows).view(units.count, units.queries, 2)
+            _backward_level(units, queries, keys, local, grads, saved, grad_queries, grad_keys)
+        grad_q = (grad_queries * scale).view(q.shape).to(q.dtype) if want_q else None
+        grad_k = grad_keys.view(k.shape).to(k.dtype) if want_k else None
+        return grad_q, grad_k, None, None, None, None, None, None, None
 
 
 def windowed_positions(
@@ -166,11 +190,15 @@ def windowed_positions(
     scale: float,
     *,
     chunk_bytes: int,
-    group: tuple[int, int] | None = None,
+    save_bytes: int,
+    layout: tuple[int, int, int] | None = None,
 ) -> Tensor:
     """Expected key position (N, S, 2) of every query over its tile's window (see ``AMFBackend``).
 
-    ``group`` forces a group shape (tests); by default the planner picks the cheapest.
+    ``layout = (tiles per unit, bucket rows, bucket cols)`` forces the packing (tests); by default the planner
+    picks the cheapest.
     """
-    plan = plan_groups(starts, (q.shape[1], q.shape[2]), tile, extent, group=group)
-    return _WindowedPositions.apply(q, k, pairs, plan, tuple(tile), tuple(extent), float(scale), chunk_bytes)
+    levels = plan_windows(starts, (q.shape[1], q.shape[2]), tile, extent, layout=layout)
+    return _WindowedPositions.apply(
+        q, k, pairs, levels, tuple(tile), tuple(extent), float(scale), chunk_bytes, save_bytes
+    )
