@@ -15,16 +15,12 @@ from fastvmt.batch.manifest import Job
 from fastvmt.batch.results import JobOutcome, JobPaths, failure, worker_name
 from fastvmt.batch.settings import BatchSettings, job_strategy
 
-__all__ = ["JobWorker", "model_loads"]
+__all__ = ["JobWorker"]
 
 log = logging.getLogger(__name__)
 
+#: Backbones this process has loaded for batches (reported with each outcome: 1 when a worker loads once).
 _MODEL_LOADS = 0
-
-
-def model_loads() -> int:
-    """How many times this process has loaded a backbone for a batch."""
-    return _MODEL_LOADS
 
 
 class JobWorker:

@@ -1,4 +1,4 @@
-"""The Ray executor: a pool of actors, each a :class:`JobWorker` holding a loaded model, one job at a time each.
+"""The Ray executor: a pool of actors, each holding a :class:`JobWorker` with its loaded model, one job at a time.
 
 Each actor reserves ``cpus_per_job`` CPUs and ``gpus_per_job`` GPUs (Ray sets ``CUDA_VISIBLE_DEVICES`` for it,
 so ``cuda`` is its own GPU); the pool has as many actors as the cluster fits (or ``workers``), and each
