@@ -1,11 +1,13 @@
 """Dense vs windowed AMF per backend: time, peak memory and FLOPs, forward and forward+backward.
 
-    python benchmarks/amf.py [--shapes 21x30x52x128,21x45x80x128] [--backends torch,reference] [--repeats 3]
-                             [--data moving|random] [--sf 4 --tile 3x4 --window 21] [--device cpu|cuda]
+    python benchmarks/amf.py [--shapes 21x30x52x128,21x45x80x128] [--backends torch,torch-sdpa,reference]
+                             [--repeats 3] [--data moving|random] [--sf 4 --tile 3x4 --window 21] [--device cpu|cuda]
 
 Shapes are ``FxHxWxD`` token grids (21x30x52 = 81 frames at 480x832). The ops are the public
 ``fastvmt.ops.full_amf`` and ``fastvmt.ops.windowed_amf`` (coarse pass, fine pass and window key means);
-forward+backward differentiates ``<displacement, c> + sum(key_means)`` w.r.t. q and k.
+forward+backward differentiates ``<displacement, c> + sum(key_means)`` w.r.t. q and k. Backends are registry
+names, plus ``torch-sdpa``: the torch backend with its ``scaled_dot_product_attention`` dense kernel (it also
+runs the windowed op's coarse pass).
 
 Inputs (``--data``): ``moving`` (default) warps one random feature texture per frame with a growing zoom,
 rotation and translation and adds noise, so coarse matches, hence windows, vary across tiles as with real
@@ -110,11 +112,17 @@ def run_worker(spec: dict) -> dict:
 
     device = spec["device"]
     shape = tuple(spec["shape"])
+    backend = spec["backend"]
+    if backend == "torch-sdpa":  # this worker process only: the registered torch backend, SDPA dense kernel
+        from fastvmt.backends import backend_named
+
+        backend_named("torch").dense_kernel = "sdpa"
+        backend = "torch"
     q, k = make_features(shape, spec["data"], device)
     backward = spec["backward"]
     q.requires_grad_(backward)
     k.requires_grad_(backward)
-    common = {"sf": spec["sf"], "backend": spec["backend"]}
+    common = {"sf": spec["sf"], "backend": backend}
     windowed = spec["op"] == "windowed"
     cotangent = torch.randn(pair_count(shape[0], spec["sf"]), shape[1] * shape[2], 2, device=device)
 
@@ -147,20 +155,21 @@ def run_worker(spec: dict) -> dict:
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - baseline
     result = {"time": statistics.median(times[1:]), "peak": peak}
-    if windowed and spec["backend"] == "torch":
+    if windowed and backend == "torch":
         result["plan"] = torch_plan(q.detach(), k.detach(), spec)
     return result
 
 
 def torch_plan(q, k, spec) -> str:
-    """The tile grouping the torch backend chose for these inputs (group shape, key block)."""
+    """How the torch backend packed the tiles for these inputs: tiles per unit and key block of each level."""
     from fastvmt import ops
-    from fastvmt.backends.torch_backend.grouping import plan_groups
+    from fastvmt.backends.torch_backend.grouping import plan_windows
 
     starts = ops.window_starts(q, k, sf=spec["sf"], tile=tuple(spec["tile"]), window=spec["window"])
     h, w = q.shape[1:3]
-    plan = plan_groups(starts, (h, w), tuple(spec["tile"]), (min(spec["window"], h), min(spec["window"], w)))
-    return f"groups {plan.group[0]}x{plan.group[1]} tiles, blocks {plan.block[0]}x{plan.block[1]}"
+    extent = (min(spec["window"], h), min(spec["window"], w))
+    levels = plan_windows(starts, (h, w), tuple(spec["tile"]), extent)
+    return ", ".join(f"{lv.pair.numel()}x{lv.tiles_per_unit} tiles in {lv.block[0]}x{lv.block[1]}" for lv in levels)
 
 
 # --- parent: plan runs, spawn workers, print the table --------------------------------------------------------
@@ -212,7 +221,7 @@ def ratio(a: dict, b: dict, key: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shapes", default="21x30x52x128,21x45x80x128")
-    parser.add_argument("--backends", default="torch,reference")
+    parser.add_argument("--backends", default="torch,torch-sdpa,reference")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--data", choices=["moving", "random"], default="moving")
     parser.add_argument("--sf", type=int, default=4)

@@ -173,18 +173,23 @@ def test_torch_windowed_backward_passes_gradcheck(layout, save_bytes):
     assert torch.autograd.gradcheck(windowed, (q, k), fast_mode=True)
 
 
-@pytest.mark.parametrize("chunk_bytes", [1, 1 << 26])
-def test_torch_dense_is_exact_for_any_chunk_size(chunk_bytes):
+@pytest.mark.parametrize(
+    "options",
+    [{"chunk_bytes": 1}, {"chunk_bytes": 1, "save_bytes": 0}, {"save_bytes": 0}, {}, {"dense_kernel": "sdpa", "chunk_bytes": 1}],
+)
+def test_torch_dense_is_exact_for_any_kernel_chunk_size_and_saving(options):
     gen = torch.Generator().manual_seed(2)
     q = torch.randn(3, 4, 5, 6, generator=gen, dtype=torch.float64, requires_grad=True)
     k = torch.randn(3, 4, 5, 6, generator=gen, dtype=torch.float64, requires_grad=True)
     pairs = ops.frame_pairs(3, mode="all")
-    backend = TorchBackend(chunk_bytes=chunk_bytes)
+    backend = TorchBackend(**options)
     queries = q.reshape(3, 20, 6)
     out = backend.dense_positions(queries, k, pairs, 0.4)
     expected = REFERENCE.dense_positions(queries, k, pairs, 0.4)
     assert_same_values_and_grads(out, expected, q, k, gen, TOLERANCES[torch.float64])
     assert torch.equal(backend.dense_argmax_positions(queries, k, pairs), REFERENCE.dense_argmax_positions(queries, k, pairs))
+    dense = lambda a, b: backend.dense_positions(a.reshape(3, 20, 6), b, pairs, 0.4)  # noqa: E731
+    assert torch.autograd.gradcheck(dense, (q, k), fast_mode=True)
 
 
 @given(
@@ -240,3 +245,5 @@ def test_torch_backend_refuses_non_floating_inputs():
     assert not ok and "floating" in reason
     with pytest.raises(ValueError, match="chunk_bytes"):
         TorchBackend(chunk_bytes=0)
+    with pytest.raises(ValueError, match="dense_kernel must be one of"):
+        TorchBackend(dense_kernel="flash")

@@ -9,27 +9,35 @@ __all__ = ["TorchBackend"]
 
 #: Default bound on the temporary tensors of one chunk of work.
 CHUNK_BYTES = 64 << 20
-#: Default bound on the attention probabilities the windowed forward keeps for its backward (beyond it, the
-#: backward recomputes them: one more GEMM per chunk, no memory).
+#: Default bound on the attention probabilities a forward keeps for its backward (beyond it, the backward
+#: recomputes them: one more GEMM per chunk, no memory).
 SAVE_BYTES = 1536 << 20
+DENSE_KERNELS = ("gemm", "sdpa")
 
 
 class TorchBackend(AMFBackend):
     """Plain torch on any device torch runs on; floating dtypes (half types compute in float32).
 
-    ``chunk_bytes`` bounds the temporaries of one chunk of work; ``save_bytes`` what the windowed op keeps for
-    its backward beyond ``O(N * S)`` outputs (probabilities; more would be recomputed). ``layout = (tiles per unit, bucket rows, bucket cols)`` forces how the windowed op
-    packs tiles (tests, benchmarks); ``None`` lets the planner choose.
+    ``chunk_bytes`` bounds the temporaries of one chunk of work; ``save_bytes`` what a forward keeps for its
+    backward beyond ``O(N * S)`` outputs (probabilities; more would be recomputed). ``dense_kernel``: ``"gemm"``
+    or ``"sdpa"`` (:mod:`.dense`). ``layout = (tiles per unit, bucket rows, bucket cols)`` forces how the
+    windowed op packs tiles (tests, benchmarks); ``None`` lets the planner choose (:mod:`.grouping`).
     """
 
     name = "torch"
 
     def __init__(
-        self, chunk_bytes: int = CHUNK_BYTES, save_bytes: int = SAVE_BYTES, layout: tuple[int, int, int] | None = None
+        self,
+        chunk_bytes: int = CHUNK_BYTES,
+        save_bytes: int = SAVE_BYTES,
+        dense_kernel: str = "gemm",
+        layout: tuple[int, int, int] | None = None,
     ):
         if chunk_bytes < 1 or save_bytes < 0:
             raise ValueError(f"chunk_bytes must be > 0 and save_bytes >= 0, got {chunk_bytes} and {save_bytes}")
-        self.chunk_bytes, self.save_bytes, self.layout = chunk_bytes, save_bytes, layout
+        if dense_kernel not in DENSE_KERNELS:
+            raise ValueError(f"dense_kernel must be one of {DENSE_KERNELS}, got {dense_kernel!r}")
+        self.chunk_bytes, self.save_bytes, self.dense_kernel, self.layout = chunk_bytes, save_bytes, dense_kernel, layout
 
     def supports(self, case: Case) -> tuple[bool, str]:
         ok, reason = super().supports(case)
@@ -38,14 +46,15 @@ class TorchBackend(AMFBackend):
         return ok, reason
 
     def dense_positions(self, q, k, pairs, scale):
-        return dense.dense_positions(q, k, pairs, scale, chunk_bytes=self.chunk_bytes)
+        if self.dense_kernel == "sdpa":
+            return dense.dense_positions_sdpa(q, k, pairs, scale, chunk_bytes=self.chunk_bytes)
+        return dense.dense_positions(q, k, pairs, scale, chunk_bytes=self.chunk_bytes, save_bytes=self.save_bytes)
 
     def dense_argmax_positions(self, q, k, pairs):
         return dense.dense_argmax_positions(q, k, pairs, chunk_bytes=self.chunk_bytes)
 
     def windowed_positions(self, q, k, pairs, starts, tile, extent, scale):
         return windowed.windowed_positions(
-            q, k, pairs, starts, tile, extent, scale, chunk_bytes=self.chunk_bytes,
-            save_bytes=self.save_bytes,
-            layout=self.layout,
+            q, k, pairs, starts, tile, extent, scale,
+            chunk_bytes=self.chunk_bytes, save_bytes=self.save_bytes, layout=self.layout,
         )

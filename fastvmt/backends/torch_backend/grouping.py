@@ -62,10 +62,10 @@ def _bucket_ids(starts: Tensor, bucket: tuple[int, int]) -> Tensor:
     """(N, P) bucket id of every tile's window corner, unique across pairs."""
     n = starts.shape[0]
     rows, cols = starts[..., 0] // bucket[0], starts[..., 1] // bucket[1]
-    per_pair = int(rows.max()) + 1 if rows.numel() else 1
+    height = int(rows.max()) + 1 if rows.numel() else 1
     width = int(cols.max()) + 1 if cols.numel() else 1
     pair = torch.arange(n, device=starts.device)[:, None]
-    return (pair * per_pair + rows) * width + cols
+    return (pair * height + rows) * width + cols
 
 
 def _block(extent, bucket, size) -> tuple[int, int]:
@@ -93,8 +93,10 @@ def _choose(starts, size, tile, extent) -> tuple[int, tuple[int, int]]:
         for tiles_per_unit in TILES_PER_UNIT:
             if tiles_per_unit > 1 and tiles_per_unit * tile_queries > MAX_UNIT_QUERIES:
                 break
-            levels = _unit_counts(counts, tiles_per_unit)
-            cost = sum(units * er * ec * (t * tile_queries + KEY_ROW_COST) for t, units in levels)
+            cost = 0
+            for t, units in _unit_counts(counts, tiles_per_unit):
+                keys = extent[0] * extent[1] if t == 1 else er * ec  # a tile alone gets its exact window
+                cost += units * keys * (t * tile_queries + KEY_ROW_COST)
             if cost < best_cost:
                 best, best_cost = (tiles_per_unit, bucket), cost
     return best
