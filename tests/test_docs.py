@@ -166,6 +166,22 @@ def test_site_builds_strictly_with_every_image_present(site):
             assert (page.parent / unquote(target.path)).resolve().is_file(), f"{page.relative_to(site)}: missing {src}"
 
 
+def _nav_pages(entries) -> list[str]:
+    pages = []
+    for entry in entries:
+        for value in entry.values() if isinstance(entry, dict) else [entry]:
+            pages.extend(_nav_pages(value) if isinstance(value, list) else [value])
+    return pages
+
+
+def test_every_page_is_in_the_navigation(site):
+    import yaml
+
+    nav = _nav_pages(yaml.safe_load((ROOT / "mkdocs.yml").read_text())["nav"])
+    pages = sorted(str(p.relative_to(DOCS)) for p in DOCS.rglob("*.md"))
+    assert sorted(nav) == pages, "add new pages to the nav of mkdocs.yml (and remove deleted ones)"
+
+
 def test_cli_reference_covers_every_command_and_option(site):
     text = _text(site / "cli" / "index.html")
     commands = _cli_command_paths()
