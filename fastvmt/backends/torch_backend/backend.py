@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from fastvmt.backends.base import AMFBackend, Case
 from fastvmt.backends.torch_backend import dense, windowed
 
@@ -58,3 +60,16 @@ class TorchBackend(AMFBackend):
             q, k, pairs, starts, tile, extent, scale,
             chunk_bytes=self.chunk_bytes, save_bytes=self.save_bytes, layout=self.layout,
         )
+
+    def window_key_means(self, k, pairs, starts, extent):
+        """The base class's summed-area table, read with ``index_select`` (its backward is an ``index_add_``,
+        much faster on CPU than the accumulating ``index_put_`` behind advanced indexing)."""
+        f, h, w, d = k.shape
+        eh, ew = extent
+        work = torch.promote_types(k.dtype, torch.float32)
+        table = torch.nn.functional.pad(k.to(work).cumsum(1).cumsum(2), (0, 0, 1, 0, 1, 0)).reshape(-1, d)
+        frame = pairs[:, 1, None] * ((h + 1) * (w + 1))  # (N, 1)
+        r0, c0 = starts[..., 0], starts[..., 1]
+        corner = lambda r, c: table.index_select(0, (frame + r * (w + 1) + c).reshape(-1))  # noqa: E731
+        total = corner(r0 + eh, c0 + ew) - corner(r0, c0 + ew) - corner(r0 + eh, c0) + corner(r0, c0)
+        return (total / (eh * ew)).view(*starts.shape[:2], d).to(k.dtype)
