@@ -21,7 +21,17 @@ import pluggy
 
 from fastvmt import hookspecs
 
-__all__ = ["KINDS", "PluginError", "Registration", "Registry", "get", "names", "plugin_manager", "registry"]
+__all__ = [
+    "KINDS",
+    "PluginError",
+    "Registration",
+    "Registry",
+    "get",
+    "names",
+    "plugin_manager",
+    "register_plugin",
+    "registry",
+]
 
 ENTRY_POINT_GROUP = "fastvmt"
 ENV_LOAD_PLUGINS = "FASTVMT_LOAD_PLUGINS"
@@ -165,6 +175,16 @@ def collect(pm: pluggy.PluginManager) -> Registry:
 def registry() -> Registry:
     """The process-wide registry (built once, on first use)."""
     return collect(plugin_manager())
+
+
+def register_plugin(plugin: object, name: str | None = None) -> None:
+    """Add a plugin (a module or object with ``@fastvmt.hookimpl`` functions) to this process, e.g. from a
+    notebook, and rebuild the registry so its registrations are visible."""
+    pm = plugin_manager()
+    pm.register(plugin, name=name)
+    pm.check_pending()
+    registry.cache_clear()
+    registry()  # build now, so an invalid registration fails here, naming the plugin
 
 
 def reset() -> None:

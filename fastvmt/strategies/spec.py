@@ -38,6 +38,20 @@ class Component:
         return {"name": self.name, "options": dict(self.options)}
 
 
+_COMPONENT_FIELDS = ("extractor", "loss", "scheduler")
+
+
+def _component(field_name: str, value: Any) -> Component | None:
+    """A component field's value from a Component, a registered name or a ``{"name", "options"}`` mapping."""
+    if value is None or isinstance(value, Component):
+        return value
+    if isinstance(value, str):
+        return Component(value)
+    if isinstance(value, Mapping) and "name" in value and set(value) <= {"name", "options"}:
+        return Component(value["name"], _tuples(value.get("options", {})))
+    raise ValueError(f"{field_name} must be a component name or {{'name': ..., 'options': {{...}}}}, got {value!r}")
+
+
 @dataclass(frozen=True)
 class Strategy:
     """A motion-transfer recipe (ALGORITHM.md section 4).
@@ -96,7 +110,12 @@ class Strategy:
         return self.extractor is not None
 
     def override(self, **changes: Any) -> Strategy:
-        """A copy with fields replaced; ``"extractor.window"``-style keys (passed via ``**{...}``) set options."""
+        """A copy with fields replaced.
+
+        ``"extractor.window"``-style keys (passed via ``**{...}``) set one option of a component; a component
+        field itself takes a :class:`Component`, a registered name (``scheduler="every"``: that component with
+        its default options) or a ``{"name": ..., "options": {...}}`` mapping.
+        """
         fields = {f.name for f in dataclasses.fields(self)}
         direct: dict[str, Any] = {}
         nested: dict[str, dict[str, Any]] = {}
@@ -105,16 +124,16 @@ class Strategy:
             if head not in fields:
                 raise ValueError(f"unknown strategy field {head!r}; fields: {', '.join(sorted(fields))}")
             if option:
-                if head not in ("extractor", "loss", "scheduler") or getattr(self, head) is None:
-                    raise ValueError(f"{key!r}: {head!r} has no options to set in strategy {self.name!r}")
                 nested.setdefault(head, {})[option] = value
+            elif head in _COMPONENT_FIELDS:
+                direct[head] = _component(head, value)
             else:
-                direct[head] = value
+                direct[head] = tuple(value) if isinstance(value, list) else value
         for head, options in nested.items():
             component = direct.get(head, getattr(self, head))
+            if head not in _COMPONENT_FIELDS or component is None:
+                raise ValueError(f"{head}.{next(iter(options))!r}: {head!r} has no options to set in {self.name!r}")
             direct[head] = Component(component.name, {**component.options, **options})
-        if isinstance(direct.get("learning_rate"), list):
-            direct["learning_rate"] = tuple(direct["learning_rate"])
         return dataclasses.replace(self, **direct)
 
     @classmethod
@@ -125,15 +144,14 @@ class Strategy:
         if unknown:
             raise ValueError(f"unknown strategy fields {sorted(unknown)}; fields: {', '.join(sorted(fields))}")
         values = dict(data)
-        for key in ("extractor", "loss", "scheduler"):
-            if values.get(key) is not None:
-                values[key] = Component(values[key]["name"], _tuples(values[key].get("options", {})))
+        for key in _COMPONENT_FIELDS:
+            values[key] = _component(key, values.get(key))
         if "learning_rate" in values:
             values["learning_rate"] = tuple(values["learning_rate"])
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        for key in ("extractor", "loss", "scheduler"):
+        for key in _COMPONENT_FIELDS:
             out[key] = out[key].to_dict() if out[key] is not None else None
         return out
