@@ -4,27 +4,9 @@ import json
 
 from typer.testing import CliRunner
 
+from fastvmt.cli import app
 from fastvmt.costmodel import RECIPES, WAN_CONFIGS, run_cost, video_tokens
 
-
-
-def commands_app():
-    """``eval`` and ``bench`` on a bare typer app.
-
-    The real app's ``--version`` callback is annotated ``bool`` but receives ``None``, which the test-time
-    beartype check rejects in-process; ``test_real_entry_point`` covers the wiring in a subprocess.
-    """
-    import typer
-
-    from fastvmt.cli import evaluate
-
-    app = typer.Typer()
-    app.command("eval")(evaluate.evaluate)
-    app.add_typer(evaluate.bench_app, name="bench")
-    return app
-
-
-app = commands_app()
 
 def test_bench_cost_json_matches_the_model_and_rounds_frames_up():
     result = CliRunner().invoke(app, ["bench", "cost", "--backbone", "14B", "--frames", "32", "--json"])

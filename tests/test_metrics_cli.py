@@ -6,29 +6,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from fastvmt.cli import app
+
 cv2 = pytest.importorskip("cv2")
 iio = pytest.importorskip("imageio.v3")
 
-
-
-
-def commands_app():
-    """``eval`` and ``bench`` on a bare typer app.
-
-    The real app's ``--version`` callback is annotated ``bool`` but receives ``None``, which the test-time
-    beartype check rejects in-process; ``test_real_entry_point`` covers the wiring in a subprocess.
-    """
-    import typer
-
-    from fastvmt.cli import evaluate
-
-    app = typer.Typer()
-    app.command("eval")(evaluate.evaluate)
-    app.add_typer(evaluate.bench_app, name="bench")
-    return app
-
-
-app = commands_app()
 
 def _moving_video(frames: int, step: tuple[float, float], seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)

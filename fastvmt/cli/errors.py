@@ -9,12 +9,13 @@ from typing import Any, TypeVar
 
 import typer
 
-__all__ = ["USER_ERRORS", "parse_overrides", "user_errors"]
+__all__ = ["USER_ERRORS", "check_choice", "parse_overrides", "user_errors"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: Exceptions that mean "the input is wrong", reported without a traceback.
-USER_ERRORS = (ValueError, LookupError, FileNotFoundError, FileExistsError, NotADirectoryError)
+#: (ImportError: an optional package a command needs is not installed; the message names it.)
+USER_ERRORS = (ValueError, LookupError, FileNotFoundError, FileExistsError, NotADirectoryError, ImportError)
 
 
 def user_errors(command: F) -> F:
@@ -35,19 +36,27 @@ def user_errors(command: F) -> F:
     return run  # type: ignore[return-value]
 
 
-def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+def parse_overrides(pairs: list[str], *, option: str = "--set", example: str = "extractor.window=11") -> dict[str, Any]:
     """``["extractor.window=11", "loss.lambda_win=0"]`` -> ``{"extractor.window": 11, "loss.lambda_win": 0}``.
 
-    Values are read as JSON when they parse (numbers, lists, booleans), else kept as strings.
+    Values are read as JSON when they parse (numbers, lists as tuples, booleans), else kept as strings;
+    ``option`` and ``example`` word the error for a malformed pair.
     """
     overrides: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--set takes KEY=VALUE (e.g. extractor.window=11), got {pair!r}")
+        if not sep or not key.strip():
+            raise ValueError(f"{option} takes KEY=VALUE (e.g. {example}), got {pair!r}")
         try:
             value = json.loads(raw)
         except json.JSONDecodeError:
             value = raw
         overrides[key.strip()] = tuple(value) if isinstance(value, list) else value
     return overrides
+
+
+def check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
+    """``ValueError`` naming the choices when ``value`` is not one of them (before any work)."""
+    if value not in choices:
+        raise ValueError(f"{option} must be one of {', '.join(choices)}, got {value!r}")
+

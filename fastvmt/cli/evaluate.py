@@ -2,53 +2,20 @@
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, get_args
 
 import typer
 
 from fastvmt.cli.app import app
+from fastvmt.cli.errors import check_choice, parse_overrides, user_errors
 
 bench_app = typer.Typer(help="Benchmarks and cost models.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 
-_USER_ERRORS = (ValueError, TypeError, LookupError, FileNotFoundError, ImportError)
-
-
-def _reported(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Input errors become ``error: ...`` on stderr with exit code 2, without a traceback."""
-
-    @functools.wraps(command)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except _USER_ERRORS as exc:
-            message = exc.args[0] if isinstance(exc, LookupError) and exc.args else exc
-            typer.echo(f"error: {message}", err=True)
-            raise typer.Exit(2) from None
-
-    return run
-
-
-def _options(pairs: list[str]) -> dict[str, Any]:
-    """``["checkpoint=/w/ct.pth", "window=15"]`` -> a dict; values parse as JSON when they can."""
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--tracker-option takes KEY=VALUE (e.g. checkpoint=/path/ct.pth), got {pair!r}")
-        try:
-            options[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            options[key.strip()] = raw
-    return options
-
-
 @app.command("eval")
-@_reported
+@user_errors
 def evaluate(
     reference: Path = typer.Argument(..., help="The reference (motion source) video."),
     generated: Path = typer.Argument(..., help="The generated video, with the same number of frames."),
@@ -69,14 +36,19 @@ def evaluate(
 ) -> None:
     """Motion fidelity of GENERATED to REFERENCE: do their point tracks move alike? (-1 .. 1, higher is better)."""
     from fastvmt.metrics import ClipScorer, evaluate_motion_fidelity, read_video
+    from fastvmt.metrics.motion_fidelity import Diagonal, Direction, Incomplete
 
+    check_choice("--direction", direction, get_args(Direction))
+    check_choice("--diagonal", diagonal, get_args(Diagonal))
+    check_choice("--incomplete", incomplete, get_args(Incomplete))
     if prompt is not None and clip_model is None:
         raise ValueError("--prompt scores text alignment with CLIP: also pass --clip-model DIR (local weights)")
     scorer = ClipScorer(clip_model) if clip_model is not None else None
     generated_video = read_video(generated)
     result = evaluate_motion_fidelity(
         read_video(reference), generated_video, tracker=tracker, grid=grid, direction=direction,
-        diagonal=diagonal, min_motion=min_motion, incomplete=incomplete, tracker_options=_options(tracker_option),
+        diagonal=diagonal, min_motion=min_motion, incomplete=incomplete,
+        tracker_options=parse_overrides(tracker_option, option="--tracker-option", example="checkpoint=/path/ct.pth"),
     )
     clip: dict[str, float] = {}
     if scorer is not None:
@@ -102,7 +74,7 @@ def _valid_frames(frames: int) -> int:
 
 
 @bench_app.command("cost")
-@_reported
+@user_errors
 def cost(
     backbone: list[str] = typer.Option(["1.3B", "14B"], help="Wan2.1 size(s): 1.3B, 14B."),
     frames: list[int] = typer.Option(
