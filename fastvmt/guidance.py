@@ -80,7 +80,9 @@ def guide_latents(
             loss = components.loss(step.reference, generated)
             (cached,) = torch.autograd.grad(loss.total, master)
             if not torch.isfinite(cached).all():
-                raise FloatingPointError(f"guidance gradient is not finite at step {step.outer_step}, iteration {inner}")
+                raise FloatingPointError(
+                    f"guidance gradient is not finite at step {step.outer_step}, iteration {inner}"
+                )
             losses.append({"total": loss.total.item(), **loss.parts})
             counts.gradients_computed += 1
             counts.blocks_forward += strategy.block + 1

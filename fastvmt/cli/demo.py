@@ -28,8 +28,8 @@ def demo(
     report = run_demo(out, size="small" if small else "default", seed=seed, overwrite=overwrite, progress=progress)
     counts, timing = report["counts"], report["amf_timing_480x832"]
     typer.echo(
-        f"guided {counts['guided_steps']} of {counts['steps']} steps; gradients computed {counts['gradients_computed']},"
-        f" reused {counts['gradients_reused']}"
+        f"guided {counts['guided_steps']} of {counts['steps']} steps; "
+        f"gradients computed {counts['gradients_computed']}, reused {counts['gradients_reused']}"
     )
     typer.echo(
         f"AMF forward+backward at {'x'.join(map(str, timing['shape']))} on this machine ({timing['backend']} backend):"

@@ -46,8 +46,12 @@ def transfer(
     reference: Optional[Path] = typer.Argument(None, help="Reference video (any ffmpeg-readable file)."),
     prompt: Optional[str] = typer.Option(None, "--prompt", "-p", help="What the generated video shows."),
     model_dir: Optional[Path] = typer.Option(None, "--model-dir", help="Local Wan2.1 T2V checkpoint directory."),
-    strategy: Optional[str] = typer.Option(None, help="Strategy preset (fastvmt, ditflow, no_transfer, plugins'). [default: fastvmt]"),
-    overrides: list[str] = typer.Option([], "--set", help="Strategy override KEY=VALUE, e.g. extractor.window=11 (repeatable)."),
+    strategy: Optional[str] = typer.Option(
+        None, help="Strategy preset (fastvmt, ditflow, no_transfer, plugins'). [default: fastvmt]"
+    ),
+    overrides: list[str] = typer.Option(
+        [], "--set", help="Strategy override KEY=VALUE, e.g. extractor.window=11 or scheduler=every (repeatable)."
+    ),
     backend: Optional[str] = typer.Option(None, help="AMF backend: auto, torch, triton, reference. [default: auto]"),
     frames: Optional[int] = typer.Option(None, help="Frames to generate, 4k+1. [default: 81]"),
     height: Optional[int] = typer.Option(None, help="Height in pixels, a multiple of 16. [default: 480]"),
@@ -76,7 +80,9 @@ def transfer(
         if not run.get(required):
             raise ValueError(f"missing --{required.replace('_', '-')} (or a --config sidecar that has it)")
     if not Path(run["model_dir"]).is_dir():
-        raise NotADirectoryError(f"model directory {run['model_dir']} does not exist (download Wan2.1-T2V weights there)")
+        raise NotADirectoryError(
+            f"model directory {run['model_dir']} does not exist (download Wan2.1-T2V weights there)"
+        )
     from fastvmt.io import check_output_path, read_video, write_video
 
     check_output_path(out, overwrite=overwrite)

@@ -99,7 +99,9 @@ class Strategy:
         if self.reference not in ("per_step", "once"):
             raise ValueError(f"strategy {self.name!r}: reference must be 'per_step' or 'once'")
         if not 0.0 < self.denoising_strength <= 1.0:
-            raise ValueError(f"strategy {self.name!r}: denoising_strength must be in (0, 1], got {self.denoising_strength}")
+            raise ValueError(
+                f"strategy {self.name!r}: denoising_strength must be in (0, 1], got {self.denoising_strength}"
+            )
         if self.inner_iterations < 1:
             raise ValueError(f"strategy {self.name!r}: inner_iterations must be >= 1")
         if self.block < 0:
