@@ -88,9 +88,8 @@ def make_features(shape, data: str, device: str, seed: int = 0):
     frames = []
     for t in range(f):
         zoom, angle = 1.0 - 0.01 * t, 0.01 * t
-        theta = torch.tensor(
-            [[zoom * math.cos(angle), -zoom * math.sin(angle), 0.02 * t], [zoom * math.sin(angle), zoom * math.cos(angle), -0.01 * t]]
-        )
+        cos, sin = zoom * math.cos(angle), zoom * math.sin(angle)
+        theta = torch.tensor([[cos, -sin, 0.02 * t], [sin, cos, -0.01 * t]])
         grid = torch.nn.functional.affine_grid(theta[None], [1, d, h, w], align_corners=False)
         warped = torch.nn.functional.grid_sample(texture, grid, padding_mode="reflection", align_corners=False)
         frames.append(warped[0].permute(1, 2, 0))
@@ -218,6 +217,56 @@ def ratio(a: dict, b: dict, key: str) -> str:
     return ("~" if a.get("scaled") or b.get("scaled") else "") + f"{a[key] / b[key]:.2f}"
 
 
+def run_all(args, shapes, backends, tile, device) -> dict:
+    """Every (shape, backend, op, pass) measurement, keyed by that tuple."""
+    results = {}
+    for shape in shapes:
+        for backend in backends:
+            for op in ("dense", "windowed"):
+                for backward in (False, True):
+                    spec = {"shape": list(shape), "backend": backend, "op": op, "backward": backward,
+                            "sf": args.sf, "tile": tile, "window": args.window, "data": args.data,
+                            "repeats": args.repeats, "device": device}
+                    result = results[(shape, backend, op, backward)] = measure_or_extrapolate(spec)
+                    label = f"{'x'.join(map(str, shape))} {backend} {op} {'fwd+bwd' if backward else 'fwd'}"
+                    print(f"  measured {label}: {result}", file=sys.stderr, flush=True)
+    return results
+
+
+def print_tables(results, args, shapes, backends, tile) -> None:
+    def row(cells):
+        print("| " + " | ".join(cells) + " |")
+
+    header = ["shape", "backend", "op", "GFLOP fwd", "GFLOP fwd+bwd", "fwd s", "fwd+bwd s", "peak fwd MiB",
+              "peak fwd+bwd MiB", "torch plan (units x tiles in key block)"]
+    print()
+    row(header)
+    row(["---"] * len(header))
+    for shape in shapes:
+        for backend in backends:
+            for op in ("dense", "windowed"):
+                fwd, both = results[(shape, backend, op, False)], results[(shape, backend, op, True)]
+                gflops = [f"{flops(op, shape, args.sf, tile, args.window, b) / 1e9:.1f}" for b in (False, True)]
+                row(["x".join(map(str, shape)), backend, op, *gflops, fmt_time(fwd), fmt_time(both), fmt_mem(fwd),
+                     fmt_mem(both), both.get("plan", "")])
+    header = ["shape", "backend", "FLOP ratio dense/windowed fwd+bwd", "speed-up fwd", "speed-up fwd+bwd",
+              "memory windowed/dense fwd+bwd", "windowed fwd+bwd memory / reference dense"]
+    print()
+    row(header)
+    row(["---"] * len(header))
+    for shape in shapes:
+        dense_flops = flops("dense", shape, args.sf, tile, args.window, True)
+        flop_ratio = dense_flops / flops("windowed", shape, args.sf, tile, args.window, True)
+        for backend in backends:
+            dense = {b: results[(shape, backend, "dense", b)] for b in (False, True)}
+            win = {b: results[(shape, backend, "windowed", b)] for b in (False, True)}
+            reference = results.get((shape, "reference", "dense", True))
+            row(["x".join(map(str, shape)), backend, f"{flop_ratio:.2f}", ratio(dense[False], win[False], "time"),
+                 ratio(dense[True], win[True], "time"), ratio(win[True], dense[True], "peak"),
+                 ratio(win[True], reference, "peak") if reference else "-"])
+    print("\n~ = measured on 2 frames and scaled by the pair count (the full run's S x S tensors do not fit in memory)")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shapes", default="21x30x52x128,21x45x80x128")
@@ -241,44 +290,7 @@ def main(argv: list[str] | None = None) -> None:
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     print(f"device {device}, threads {torch.get_num_threads()}, data {args.data}, sf {args.sf}, tile {args.tile}, "
           f"window {args.window}, median of {args.repeats}; times in s, peak memory in MiB, GFLOP by formula")
-    results = {}
-    for shape in shapes:
-        for backend in backends:
-            for op in ("dense", "windowed"):
-                for backward in (False, True):
-                    spec = {"shape": list(shape), "backend": backend, "op": op, "backward": backward,
-                            "sf": args.sf, "tile": tile, "window": args.window, "data": args.data,
-                            "repeats": args.repeats, "device": device}
-                    results[(shape, backend, op, backward)] = measure_or_extrapolate(spec)
-                    print(f"  measured {'x'.join(map(str, shape))} {backend} {op} {'fwd+bwd' if backward else 'fwd'}: "
-                          f"{results[(shape, backend, op, backward)]}", file=sys.stderr, flush=True)
-    header = ("| shape | backend | op | GFLOP fwd | GFLOP fwd+bwd | fwd s | fwd+bwd s | peak fwd MiB | "
-              "peak fwd+bwd MiB | torch plan |")
-    print("\n" + header)
-    print("|" + "---|" * (header.count("|") - 1))
-    for shape in shapes:
-        for backend in backends:
-            for op in ("dense", "windowed"):
-                fwd, both = results[(shape, backend, op, False)], results[(shape, backend, op, True)]
-                print(f"| {'x'.join(map(str, shape))} | {backend} | {op} | "
-                      f"{flops(op, shape, args.sf, tile, args.window, False) / 1e9:.1f} | "
-                      f"{flops(op, shape, args.sf, tile, args.window, True) / 1e9:.1f} | {fmt_time(fwd)} | "
-                      f"{fmt_time(both)} | {fmt_mem(fwd)} | {fmt_mem(both)} | {both.get('plan', '')} |")
-    header = ("| shape | backend | FLOP ratio dense/windowed fwd+bwd | speed-up fwd | speed-up fwd+bwd | "
-              "memory windowed/dense fwd+bwd | windowed fwd+bwd memory / reference dense |")
-    print("\n" + header)
-    print("|" + "---|" * (header.count("|") - 1))
-    for shape in shapes:
-        flop_ratio = flops("dense", shape, args.sf, tile, args.window, True) / flops(
-            "windowed", shape, args.sf, tile, args.window, True)
-        for backend in backends:
-            dense = {b: results[(shape, backend, "dense", b)] for b in (False, True)}
-            win = {b: results[(shape, backend, "windowed", b)] for b in (False, True)}
-            reference = results.get((shape, "reference", "dense", True))
-            vs_reference = ratio(win[True], reference, "peak") if reference else "-"
-            print(f"| {'x'.join(map(str, shape))} | {backend} | {flop_ratio:.2f} | {ratio(dense[False], win[False], 'time')} | "
-                  f"{ratio(dense[True], win[True], 'time')} | {ratio(win[True], dense[True], 'peak')} | {vs_reference} |")
-    print("\n~ = measured on 2 frames and scaled by the pair count (the full run's S x S tensors do not fit in memory)")
+    print_tables(run_all(args, shapes, backends, tile, device), args, shapes, backends, tile)
 
 
 if __name__ == "__main__":

@@ -55,10 +55,10 @@ def inputs(case, dtype):
     k = torch.randn(case["frames"], h, w, d, generator=gen, dtype=dtype).requires_grad_(True)
     pairs = ops.frame_pairs(case["frames"], case["sf"])
     tiles = (h // case["tile"][0]) * (w // case["tile"][1])
-    starts = torch.stack(
-        [torch.randint(0, length - e + 1, (len(pairs), tiles), generator=gen) for length, e in zip((h, w), case["extent"])],
-        dim=-1,
-    )
+    (eh, ew), n = case["extent"], len(pairs)
+    rows = torch.randint(0, h - eh + 1, (n, tiles), generator=gen)
+    cols = torch.randint(0, w - ew + 1, (n, tiles), generator=gen)
+    starts = torch.stack([rows, cols], dim=-1)
     return q, k, pairs, starts, gen
 
 
@@ -92,7 +92,8 @@ def test_dense_positions_equal_the_reference(name, dtype, case, representatives)
     queries = queries.reshape(q.shape[0], -1, q.shape[-1])
     out = backend.dense_positions(queries, k, pairs, case["scale"])
     assert out.dtype == dtype
-    assert_same_values_and_grads(out, REFERENCE.dense_positions(queries, k, pairs, case["scale"]), q, k, gen, TOLERANCES[dtype])
+    expected = REFERENCE.dense_positions(queries, k, pairs, case["scale"])
+    assert_same_values_and_grads(out, expected, q, k, gen, TOLERANCES[dtype])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -104,9 +105,12 @@ def test_argmax_positions_point_at_a_best_key(name, dtype, case):
     f, h, w, d = q.shape
     out = backend.dense_argmax_positions(q.reshape(f, h * w, d), k, pairs)
     if dtype == torch.float64:  # no near-ties at this precision: the same key as the reference
-        torch.testing.assert_close(out, REFERENCE.dense_argmax_positions(q.reshape(f, h * w, d), k, pairs), rtol=0, atol=0)
+        expected = REFERENCE.dense_argmax_positions(q.reshape(f, h * w, d), k, pairs)
+        torch.testing.assert_close(out, expected, rtol=0, atol=0)
     else:  # float32 summation order may swap near-ties: the chosen key must score the maximum
-        logits = torch.einsum("nsd,nmd->nsm", q.detach().double().reshape(f, h * w, d)[pairs[:, 0]], k.detach().double().reshape(f, h * w, d)[pairs[:, 1]])
+        queries = q.detach().double().reshape(f, h * w, d)[pairs[:, 0]]
+        keys = k.detach().double().reshape(f, h * w, d)[pairs[:, 1]]
+        logits = torch.einsum("nsd,nmd->nsm", queries, keys)
         chosen = (out[..., 0] * w + out[..., 1]).long()
         best = logits.gather(2, chosen[..., None])[..., 0]
         torch.testing.assert_close(best, logits.amax(dim=2), atol=1e-4, rtol=1e-5)
@@ -175,7 +179,13 @@ def test_torch_windowed_backward_passes_gradcheck(layout, save_bytes):
 
 @pytest.mark.parametrize(
     "options",
-    [{"chunk_bytes": 1}, {"chunk_bytes": 1, "save_bytes": 0}, {"save_bytes": 0}, {}, {"dense_kernel": "sdpa", "chunk_bytes": 1}],
+    [
+        {"chunk_bytes": 1},
+        {"chunk_bytes": 1, "save_bytes": 0},
+        {"save_bytes": 0},
+        {},
+        {"dense_kernel": "sdpa", "chunk_bytes": 1},
+    ],
 )
 def test_torch_dense_is_exact_for_any_kernel_chunk_size_and_saving(options):
     gen = torch.Generator().manual_seed(2)
@@ -187,7 +197,8 @@ def test_torch_dense_is_exact_for_any_kernel_chunk_size_and_saving(options):
     out = backend.dense_positions(queries, k, pairs, 0.4)
     expected = REFERENCE.dense_positions(queries, k, pairs, 0.4)
     assert_same_values_and_grads(out, expected, q, k, gen, TOLERANCES[torch.float64])
-    assert torch.equal(backend.dense_argmax_positions(queries, k, pairs), REFERENCE.dense_argmax_positions(queries, k, pairs))
+    argmax = backend.dense_argmax_positions(queries, k, pairs)
+    assert torch.equal(argmax, REFERENCE.dense_argmax_positions(queries, k, pairs))
     dense = lambda a, b: backend.dense_positions(a.reshape(3, 20, 6), b, pairs, 0.4)  # noqa: E731
     assert torch.autograd.gradcheck(dense, (q, k), fast_mode=True)
 
@@ -204,20 +215,21 @@ def test_plans_cover_every_tile_once_with_blocks_holding_their_windows(size, til
     extent = (min(window, h), min(window, w))
     gen = torch.Generator().manual_seed(seed)
     tiles = size[0] * size[1]
-    starts = torch.stack(
-        [torch.randint(0, h - extent[0] + 1, (3, tiles), generator=gen), torch.randint(0, w - extent[1] + 1, (3, tiles), generator=gen)],
-        -1,
-    )
+    rows = torch.randint(0, h - extent[0] + 1, (3, tiles), generator=gen)
+    cols = torch.randint(0, w - extent[1] + 1, (3, tiles), generator=gen)
+    starts = torch.stack([rows, cols], -1)
     seen = torch.zeros(3, tiles, dtype=torch.long)
     for level in plan_windows(starts, (h, w), tile, extent, layout=layout):
         er, ec = level.block
         assert extent[0] <= er <= h and extent[1] <= ec <= w
-        assert (level.corners >= 0).all() and (level.corners[:, 0] <= h - er).all() and (level.corners[:, 1] <= w - ec).all()
+        assert (level.corners >= 0).all()
+        assert (level.corners[:, 0] <= h - er).all() and (level.corners[:, 1] <= w - ec).all()
         assert (level.offsets >= 0).all()
         assert (level.offsets[..., 0] <= er - extent[0]).all() and (level.offsets[..., 1] <= ec - extent[1]).all()
         pair = level.pair[:, None].expand_as(level.tiles)
         assert torch.equal(level.corners[:, None, :] + level.offsets, starts[pair, level.tiles])
-        seen.index_put_((pair.reshape(-1), level.tiles.reshape(-1)), torch.ones(pair.numel(), dtype=torch.long), accumulate=True)
+        ones = torch.ones(pair.numel(), dtype=torch.long)
+        seen.index_put_((pair.reshape(-1), level.tiles.reshape(-1)), ones, accumulate=True)
     assert (seen == 1).all()
 
 

@@ -263,7 +263,8 @@ def test_window_extent_is_clipped_to_the_axis():
 def test_scale_multiplies_tau():
     """The logit factor is tau * scale (head reductions pass their own scale)."""
     gen = torch.Generator().manual_seed(5)
-    q, k = torch.randn(2, 3, 4, 8, generator=gen, dtype=torch.float64), torch.randn(2, 3, 4, 8, generator=gen, dtype=torch.float64)
+    q = torch.randn(2, 3, 4, 8, generator=gen, dtype=torch.float64)
+    k = torch.randn(2, 3, 4, 8, generator=gen, dtype=torch.float64)
     a = ops.full_amf(q, k, tau=2.0, scale=0.25, backend="reference")
     b = ops.full_amf(q, k, tau=0.5, scale=1.0, backend="reference")
     c = ops.full_amf(q, k, tau=0.5 * math.sqrt(8), backend="reference")

@@ -39,7 +39,11 @@ def test_all_pairs_are_every_ordered_pair_i_major(frames):
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [((0,), "num_frames .frame count. must be >= 1"), ((3, 0), "sf .temporal span"), ((3, 2, "backward"), "pairs must be one of")],
+    [
+        ((0,), "num_frames .frame count. must be >= 1"),
+        ((3, 0), "sf .temporal span"),
+        ((3, 2, "backward"), "pairs must be one of"),
+    ],
 )
 def test_frame_pairs_rejects_bad_values(args, message):
     with pytest.raises(ValueError, match=message):
@@ -120,7 +124,10 @@ def test_tile_not_dividing_the_grid_names_sizes_and_tiles_that_fit(op):
     assert "[1, 2, 3, 6]" in message and "[1, 2, 5, 10]" in message  # the divisors of each axis
 
 
-@pytest.mark.parametrize(("tile", "error"), [((0, 2), ValueError), ((2, -1), ValueError), ((2,), TypeError), ((1.0, 2), TypeError), ("3x4", TypeError)])
+@pytest.mark.parametrize(
+    ("tile", "error"),
+    [((0, 2), ValueError), ((2, -1), ValueError), ((2,), TypeError), ((1.0, 2), TypeError), ("3x4", TypeError)],
+)
 def test_tile_must_be_two_positive_ints(tile, error):
     with pytest.raises(error, match="tile must be two positive ints"):
         checks.check_tile(tile, 6, 8)

@@ -39,7 +39,8 @@ class TorchBackend(AMFBackend):
             raise ValueError(f"chunk_bytes must be > 0 and save_bytes >= 0, got {chunk_bytes} and {save_bytes}")
         if dense_kernel not in DENSE_KERNELS:
             raise ValueError(f"dense_kernel must be one of {DENSE_KERNELS}, got {dense_kernel!r}")
-        self.chunk_bytes, self.save_bytes, self.dense_kernel, self.layout = chunk_bytes, save_bytes, dense_kernel, layout
+        self.chunk_bytes, self.save_bytes = chunk_bytes, save_bytes
+        self.dense_kernel, self.layout = dense_kernel, layout
 
     def supports(self, case: Case) -> tuple[bool, str]:
         ok, reason = super().supports(case)

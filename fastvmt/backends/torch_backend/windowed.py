@@ -73,7 +73,8 @@ class _Units:
         shapes = {"queries": (c, m, d), "keys": (c, bk, d), "logits": (c, m, bk), "probs": (c, m, bk)}
         if backward:
             shapes.update({"dlogits": (c, m, bk), "grad_queries": (c, m, d), "grad_keys": (c, bk, d)})
-        return {name: torch.empty(shape, dtype=self.work, device=self.key_base.device) for name, shape in shapes.items()}
+        device = self.key_base.device
+        return {name: torch.empty(shape, dtype=self.work, device=device) for name, shape in shapes.items()}
 
     def gather(self, queries: Tensor, keys: Tensor, part: slice, buffers: dict[str, Tensor]):
         """The chunk's queries (C, M, D), rows into ``q``, block keys (C, Bk, D) and rows into ``k``."""
