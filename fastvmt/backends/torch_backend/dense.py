@@ -7,8 +7,9 @@ Two kernels:
   probabilities unless the forward could keep them within ``save_bytes``. Temporaries: one block of logits.
 - ``sdpa``: ``scaled_dot_product_attention``, chunked over pairs. On CPU its fused (flash) kernel needs values
   as wide as the queries, so ``V`` is the two position columns zero-padded to ``D`` (the unfused path would
-  store ``S x S`` logits); that doubles the value GEMMs and makes it slower than ``gemm`` on CPU (measured
-  ~1.5x at 21x30x52x128). Kept for GPUs, whose fused kernels it reaches.
+  store ``S x S`` logits); that doubles the value GEMMs and makes it slower than ``gemm`` on CPU (forward +
+  backward ~1.9x slower at 21x30x52x128 and 21x45x80x128 on 2 cores, ``benchmarks/amf.py``). Kept for GPUs,
+  whose fused kernels it reaches.
 
 The argmax variant computes the logits of a bounded block of queries at a time.
 """
