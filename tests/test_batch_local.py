@@ -12,31 +12,10 @@ from fastvmt.io import read_video, write_video
 from fastvmt.pipeline import MotionTransferPipeline, TransferResult
 from fastvmt.report import RunReport
 from fastvmt.synthetic import moving_scene
+from tests.support.batch_inputs import clips, model_dir, write_manifest  # noqa: F401  (fixtures)
 
 RUN = ["--frames", "9", "--height", "48", "--width", "64", "--steps", "2", "--dtype", "float32",
        "--cpus-per-job", "1"]
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    from fastvmt.backbones.tiny import write_tiny_checkpoint
-
-    return write_tiny_checkpoint(tmp_path_factory.mktemp("tiny-wan"), seed=0)
-
-
-@pytest.fixture(scope="module")
-def clips(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("clips")
-    for name, seed, pan in (("pan_right", 1, (0.0, 2.0)), ("pan_down", 2, (1.5, 0.0))):
-        frames, _ = moving_scene(9, 48, 64, seed=seed, pan=pan, object_velocity=(0.5, 1.0))
-        write_video(folder / f"{name}.mp4", frames, fps=16)
-    (folder / "garbage.mp4").write_bytes(b"not a video at all" * 100)
-    return folder
-
-
-def write_manifest(path, entries):
-    path.write_text("".join(json.dumps(entry) + "\n" for entry in entries))
-    return path
 
 
 def run_batch_cli(manifest, out, model_dir, *options):

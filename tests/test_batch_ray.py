@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 from fastvmt.batch import BatchSettings, LocalExecutor, RayExecutor, load_jobs, run_batch
 from fastvmt.batch.results import worker_name
 from fastvmt.cli import app
-from fastvmt.io import read_video, write_video
-from fastvmt.synthetic import moving_scene
+from fastvmt.io import read_video
+from tests.support.batch_inputs import clips, model_dir, write_manifest  # noqa: F401  (fixtures)
 
 ray = pytest.importorskip("ray", reason="the Ray executor tests need Ray: pip install 'fastvmt[ray]'")
 
@@ -32,28 +32,6 @@ def ray_session():
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    from fastvmt.backbones.tiny import write_tiny_checkpoint
-
-    return write_tiny_checkpoint(tmp_path_factory.mktemp("tiny-wan"), seed=0)
-
-
-@pytest.fixture(scope="module")
-def clips(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("clips")
-    for name, seed, pan in (("pan_right", 1, (0.0, 2.0)), ("pan_down", 2, (1.5, 0.0))):
-        frames, _ = moving_scene(9, 48, 64, seed=seed, pan=pan, object_velocity=(0.5, 1.0))
-        write_video(folder / f"{name}.mp4", frames, fps=16)
-    (folder / "garbage.mp4").write_bytes(b"not a video at all" * 100)
-    return folder
-
-
-def write_manifest(path, entries):
-    path.write_text("".join(json.dumps(entry) + "\n" for entry in entries))
-    return path
 
 
 JOBS = [
