@@ -11,27 +11,39 @@ __all__ = ["AMFWindowLoss", "MaskedMSELoss"]
 
 
 def _check_same_pairs(reference: MotionField, generated: MotionField) -> None:
-    if reference.pairs.shape != generated.pairs.shape or not torch.equal(
-        reference.pairs.to(generated.pairs.device), generated.pairs
+    if (
+        reference.displacement.shape != generated.displacement.shape
+        or reference.pairs.shape != generated.pairs.shape
+        or not torch.equal(reference.pairs.to(generated.pairs.device), generated.pairs)
     ):
         raise ValueError("reference and generated motion must cover the same frame pairs (same extractor settings)")
 
 
 class AMFWindowLoss(GuidanceLoss):
-    """``lambda_amf * L_amf + lambda_win * L_win``; the window term needs a windowed extractor."""
+    """``lambda_amf * L_amf + lambda_win * L_win``; the window term needs a windowed extractor.
+
+    Subclasses change the motion term by overriding :meth:`amf_term` (and ``amf_part``, its name in the loss
+    parts); the pair check and the window term stay shared.
+    """
+
+    amf_part = "amf"
 
     def __init__(self, lambda_amf: float = 5.0, lambda_win: float = 1.0, alpha: float = 0.2):
         if lambda_amf < 0 or lambda_win < 0:
             raise ValueError(f"loss weights must be >= 0, got lambda_amf={lambda_amf}, lambda_win={lambda_win}")
         self.lambda_amf, self.lambda_win, self.alpha = lambda_amf, lambda_win, alpha
 
-    def __call__(self, reference: MotionField, generated: MotionField) -> LossValue:
-        _check_same_pairs(reference, generated)
-        amf = ops.amf_loss(
+    def amf_term(self, reference: MotionField, generated: MotionField) -> torch.Tensor:
+        """The motion term ``L_amf`` (ALGORITHM.md 3): offset-weighted squared displacement error."""
+        return ops.amf_loss(
             reference.displacement, generated.displacement, pairs=generated.pairs, sf=generated.span, alpha=self.alpha
         )
+
+    def __call__(self, reference: MotionField, generated: MotionField) -> LossValue:
+        _check_same_pairs(reference, generated)
+        amf = self.amf_term(reference, generated)
         total = self.lambda_amf * amf
-        parts = {"amf": amf.item()}
+        parts = {self.amf_part: amf.item()}
         if self.lambda_win:
             if generated.key_means is None:
                 raise ValueError("the window loss needs window key means: use a windowed extractor or lambda_win=0")

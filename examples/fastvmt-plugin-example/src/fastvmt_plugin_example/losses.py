@@ -12,18 +12,19 @@ from __future__ import annotations
 import torch
 
 from fastvmt import ops
-from fastvmt.interfaces import GuidanceLoss, LossValue, MotionField
+from fastvmt.interfaces import MotionField
+from fastvmt.strategies.losses import AMFWindowLoss
 
 __all__ = ["CharbonnierAMFLoss"]
 
 
-class CharbonnierAMFLoss(GuidanceLoss):
+class CharbonnierAMFLoss(AMFWindowLoss):
     """``lambda_amf * L_charb + lambda_win * L_win`` with a robust per-token penalty.
 
     ``L_charb = (1/N) sum_pairs w_d sum_s (sqrt(||ref[s] - gen[s]||^2 + eps^2) - eps)``, with FastVMT's
     offset weights ``w_d = 1 - alpha * d / (sf - 1)`` and the reference detached; ``L_win`` is FastVMT's
     corresponding-window loss (it needs a windowed extractor; ``lambda_win=0`` drops it). Loss parts:
-    ``charbonnier`` and ``window``.
+    ``charbonnier`` and ``window``. Only the motion term differs from FastVMT's loss, so this subclasses it.
 
     Args:
         epsilon: displacement error (tokens) where the penalty turns from quadratic to linear.
@@ -31,33 +32,18 @@ class CharbonnierAMFLoss(GuidanceLoss):
         alpha: how much less pairs far apart in time count.
     """
 
+    amf_part = "charbonnier"
+
     def __init__(self, epsilon: float = 0.1, lambda_amf: float = 5.0, lambda_win: float = 1.0, alpha: float = 0.2):
         if not epsilon > 0:
             raise ValueError(f"epsilon must be > 0 (tokens), got {epsilon}")
-        if lambda_amf < 0 or lambda_win < 0:
-            raise ValueError(f"loss weights must be >= 0, got lambda_amf={lambda_amf}, lambda_win={lambda_win}")
-        self.epsilon, self.lambda_amf, self.lambda_win, self.alpha = epsilon, lambda_amf, lambda_win, alpha
+        super().__init__(lambda_amf, lambda_win, alpha)
+        self.epsilon = epsilon
 
-    def charbonnier(self, reference: MotionField, generated: MotionField) -> torch.Tensor:
+    def amf_term(self, reference: MotionField, generated: MotionField) -> torch.Tensor:
         """The robust AMF term ``L_charb`` (a scalar, float32 at least)."""
-        if reference.displacement.shape != generated.displacement.shape or not torch.equal(
-            reference.pairs.to(generated.pairs.device), generated.pairs
-        ):
-            raise ValueError("reference and generated motion must cover the same frame pairs (same extractor settings)")
         work = torch.promote_types(generated.displacement.dtype, torch.float32)
         error = generated.displacement.to(work) - reference.displacement.to(work).detach()
         penalty = (error.square().sum(dim=-1) + self.epsilon**2).sqrt() - self.epsilon  # (N, S)
         weights = ops.offset_weights(generated.pairs, generated.span, self.alpha, dtype=work)
         return (weights.to(penalty.device) * penalty.sum(dim=1)).sum() / max(penalty.shape[0], 1)
-
-    def __call__(self, reference: MotionField, generated: MotionField) -> LossValue:
-        robust = self.charbonnier(reference, generated)
-        total = self.lambda_amf * robust
-        parts = {"charbonnier": robust.item()}
-        if self.lambda_win:
-            if generated.key_means is None:
-                raise ValueError("the window loss needs window key means: use a windowed extractor or lambda_win=0")
-            window = ops.window_loss(generated.key_means, generated.pairs)
-            total = total + self.lambda_win * window
-            parts["window"] = window.item()
-        return LossValue(total, parts)
