@@ -1,6 +1,6 @@
 """What a guidance forward costs: the DiT stopped at block 14's Q/K vs a full forward (FLOPs).
 
-FastVMT only needs the self-attention queries and keys of one block (ALGORITHM.md section 1), so the guidance
+FastVMT only needs the self-attention queries and keys of one block (docs/algorithm.md#features), so the guidance
 forward runs blocks 0..13 and block 14's q/k/v projections, and stops. This script counts the FLOPs of both
 forwards for the released Wan2.1 T2V DiTs, by formula and, as a cross-check, with
 ``torch.utils.flop_counter.FlopCounterMode`` over the real diffsynth modules on the meta device (no weights,
@@ -17,7 +17,7 @@ import sys
 import torch
 
 from fastvmt.backbones.architecture import DiTConfig
-from fastvmt.backbones.geometry import video_geometry
+from fastvmt.geometry import video_geometry
 
 CONFIGS = {
     "1.3B": DiTConfig(dim=1536, ffn_dim=8960, num_heads=12, num_layers=30),

@@ -37,8 +37,8 @@ _PUBLIC = {
     "TokenGrid": "fastvmt.interfaces",
     "VideoGeometry": "fastvmt.interfaces",
     "WanBackbone": "fastvmt.backbones.wan",
-    "MotionTransferPipeline": "fastvmt.pipeline",
-    "TransferResult": "fastvmt.pipeline",
+    "MotionTransferPipeline": "fastvmt.generation.pipeline",
+    "TransferResult": "fastvmt.generation.pipeline",
     "read_video": "fastvmt.io",
     "write_video": "fastvmt.io",
 }

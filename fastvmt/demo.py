@@ -106,7 +106,7 @@ def run_demo(
 
     from fastvmt.backbones.tiny import tiny_backbone
     from fastvmt.io import write_video
-    from fastvmt.pipeline import MotionTransferPipeline
+    from fastvmt.generation.pipeline import MotionTransferPipeline
     from fastvmt.strategies.components import resolve_strategy
     from fastvmt.synthetic import moving_scene
     from fastvmt.timing import time_amf

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fastvmt.backbones.geometry import video_geometry
+from fastvmt.geometry import video_geometry
 from fastvmt.backbones.tiny import tiny_backbone
 
 TIMESTEP = 800.0

@@ -178,7 +178,7 @@ def meta_shapes(module_factory):
     return {name: tuple(t.shape) for name, t in module.state_dict().items()}
 
 
-# The released text-to-video DiTs (ALGORITHM.md section 5) and the tiny test model.
+# The released text-to-video DiTs (docs/algorithm.md#wan-sizes) and the tiny test model.
 RELEASED_DITS = {
     "1.3B": DiTConfig(dim=1536, ffn_dim=8960, num_heads=12, num_layers=30),
     "14B": DiTConfig(dim=5120, ffn_dim=13824, num_heads=40, num_layers=40),

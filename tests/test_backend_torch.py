@@ -1,4 +1,4 @@
-"""Backends against the reference oracle (ALGORITHM.md 2, property (d)), and the torch backend's own machinery.
+"""Backends against the reference oracle (docs/algorithm.md#properties, (d)), and the torch backend's own machinery.
 
 Every registered backend except ``reference`` that says it can run the case on CPU is compared with the
 reference, values and gradients w.r.t. q and k, on drawn shapes with arbitrary (not only coarse-pass) window

@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 
 from fastvmt.cli import app
 from fastvmt.io import read_video, write_video
-from fastvmt.pipeline import MotionTransferPipeline, TransferResult
-from fastvmt.report import RunReport
+from fastvmt.generation.pipeline import MotionTransferPipeline, TransferResult
+from fastvmt.generation.report import RunReport
 from fastvmt.synthetic import moving_scene
 from tests.support.batch_inputs import clips, model_dir, write_manifest  # noqa: F401  (fixtures)
 

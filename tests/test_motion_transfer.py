@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from fastvmt import ops
-from fastvmt.pipeline import MotionTransferPipeline
+from fastvmt.generation.pipeline import MotionTransferPipeline
 from fastvmt.strategies.components import resolve_strategy
 from fastvmt.strategies.heads import reduce_heads
 from fastvmt.strategies.spec import Component

@@ -1,4 +1,4 @@
-"""The AMF ops against the spec's definitions (ALGORITHM.md section 2) on every backend that can run them.
+"""The AMF ops against their definitions (docs/algorithm.md#dense-amf, #properties) on every backend that runs them.
 
 Expected values are computed here from the definitions, in float64 with explicit loops: the coarse match of
 each tile's representative query, the clamped window, the masked softmax, the window key mean. Tolerances:

@@ -5,7 +5,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fastvmt import ops
+from fastvmt import checkmode, ops
 from fastvmt.ops import checks
 
 GRID = (2, 6, 8, 4)  # F, H, W, D
@@ -177,15 +177,15 @@ def test_check_mode_rejects_non_finite_features(op, bad):
 
 
 def test_check_mode_follows_the_environment_and_the_innermost_context(monkeypatch):
-    monkeypatch.delenv(checks.ENV_CHECKS, raising=False)
+    monkeypatch.delenv(checkmode.ENV_CHECKS, raising=False)
     assert not ops.checks_active()
-    monkeypatch.setenv(checks.ENV_CHECKS, "1")
+    monkeypatch.setenv(checkmode.ENV_CHECKS, "1")
     assert ops.checks_active()
     with ops.checks_enabled(False):
         assert not ops.checks_active()
         with ops.checks_enabled():
             assert ops.checks_active()
-    monkeypatch.setenv(checks.ENV_CHECKS, "0")
+    monkeypatch.setenv(checkmode.ENV_CHECKS, "0")
     assert not ops.checks_active()
 
 

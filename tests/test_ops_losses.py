@@ -1,4 +1,4 @@
-"""The guidance losses of ALGORITHM.md section 3: AMF loss, masked MSE, corresponding-window loss."""
+"""The guidance losses of docs/algorithm.md#losses: AMF loss, masked MSE, corresponding-window loss."""
 
 import pytest
 import torch

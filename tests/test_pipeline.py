@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from fastvmt.pipeline import MotionTransferPipeline
+from fastvmt.generation.pipeline import MotionTransferPipeline
 from tests.support.patch_backbone import PatchBackbone
 
 SMALL_FASTVMT = {"extractor.tile": (2, 2), "extractor.window": 3}

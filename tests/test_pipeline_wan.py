@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fastvmt.pipeline import MotionTransferPipeline
+from fastvmt.generation.pipeline import MotionTransferPipeline
 
 STEPS = 5  # the first 20% = 1 guided step
 

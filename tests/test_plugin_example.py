@@ -173,7 +173,7 @@ def backbone():
 
 
 def test_tiny_guided_run_uses_the_plugins_scheduler_and_loss(example_plugin, backbone):
-    from fastvmt.pipeline import MotionTransferPipeline
+    from fastvmt.generation.pipeline import MotionTransferPipeline
     from fastvmt.strategies.components import resolve_strategy
 
     computations = 3

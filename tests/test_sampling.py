@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from fastvmt.sampling import FlowMatchSchedule, add_noise
+from fastvmt.generation.sampling import FlowMatchSchedule, add_noise
 
 
 @pytest.mark.parametrize(("steps", "shift", "strength"), [(50, 7.0, 0.75), (50, 5.0, 1.0), (7, 3.0, 0.3)])

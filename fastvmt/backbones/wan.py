@@ -20,7 +20,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from fastvmt.backbones.geometry import video_geometry
+from fastvmt.geometry import video_geometry
 from fastvmt.interfaces import AttentionFeatures, Backbone, VideoGeometry
 
 __all__ = ["DEFAULT_BLOCK", "WanBackbone"]

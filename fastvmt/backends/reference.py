@@ -1,4 +1,4 @@
-"""The reference AMF backend: the literal definitions of ALGORITHM.md section 2, written to be read.
+"""The reference AMF backend: docs/algorithm.md#dense-amf and #windowed-amf, literally.
 
 Every op materialises the full ``S x S`` logits of each frame pair, masks what the definition excludes with
 ``-inf``, applies softmax and takes the expected key position. It is the oracle for every other backend and is
@@ -8,19 +8,13 @@ never chosen automatically.
 from __future__ import annotations
 
 import torch
-from jaxtyping import Bool, Float, Int, Real
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
 from fastvmt.backends.base import AMFBackend
+from fastvmt.geometry import token_positions
 
-__all__ = ["ReferenceBackend", "token_positions"]
-
-
-def token_positions(height: int, width: int, *, dtype: torch.dtype, device: torch.device) -> Real[Tensor, "s 2"]:
-    """``(row, col)`` of every token of an ``height x width`` grid, raster order."""
-    rows = torch.arange(height, dtype=dtype, device=device).repeat_interleave(width)
-    cols = torch.arange(width, dtype=dtype, device=device).repeat(height)
-    return torch.stack([rows, cols], dim=-1)
+__all__ = ["ReferenceBackend"]
 
 
 def _pair_logits(q: Tensor, k: Tensor, pairs: Tensor, scale: float) -> Float[Tensor, "n sq s"]:

@@ -44,7 +44,7 @@ class JobWorker:
         self._pipelines: dict[Any, Any] = {}
 
     def _pipeline(self, job: Job):
-        from fastvmt.pipeline import MotionTransferPipeline
+        from fastvmt.generation.pipeline import MotionTransferPipeline
 
         strategy = job_strategy(self.settings, job)
         key = repr(strategy.to_dict())
@@ -69,7 +69,7 @@ class JobWorker:
     def _generate(self, job: Job, paths: JobPaths) -> dict[str, Any]:
         from fastvmt.io import read_video, write_video
         from fastvmt.outputs import write_json
-        from fastvmt.pipeline import DEFAULT_NEGATIVE_PROMPT
+        from fastvmt.generation.pipeline import DEFAULT_NEGATIVE_PROMPT
 
         settings = self.settings
         video = read_video(job.reference, num_frames=settings.num_frames, height=settings.height,

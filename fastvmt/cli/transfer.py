@@ -87,7 +87,7 @@ def transfer(
 
     check_output_path(out, overwrite=overwrite)
     refuse_overwrite([sidecar_path(out)], overwrite)
-    from fastvmt.pipeline import DEFAULT_NEGATIVE_PROMPT, MotionTransferPipeline
+    from fastvmt.generation.pipeline import DEFAULT_NEGATIVE_PROMPT, MotionTransferPipeline
     from fastvmt.strategies.components import resolve_strategy
     from fastvmt.strategies.spec import Strategy
 

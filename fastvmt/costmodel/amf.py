@@ -1,4 +1,4 @@
-"""FLOPs of the Attention Motion Flow ops (ALGORITHM.md section 2), by formula.
+"""FLOPs of the Attention Motion Flow ops (docs/algorithm.md#amf-cost), by formula.
 
 Matrix products only, ``2 * m * n * k`` each, as ``FlopCounterMode`` counts them; the expectation over key
 positions is a product with the ``(keys, 2)`` position matrix. Per frame pair, with ``S`` tokens a frame and

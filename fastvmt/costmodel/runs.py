@@ -29,7 +29,7 @@ PHASES = ("denoising (CFG)", "reference features", "guidance forward", "guidance
 
 @dataclass(frozen=True)
 class Sampling:
-    """The sampler settings shared by every strategy (ALGORITHM.md section 4)."""
+    """The sampler settings shared by every strategy (docs/algorithm.md#guided-sampling)."""
 
     num_steps: int = 50
     guided_fraction: float = 0.2

@@ -23,7 +23,7 @@ __all__ = ["WAN_CONFIGS", "Depth", "TokenCounts", "WanConfig", "backward_flops",
 
 @dataclass(frozen=True)
 class WanConfig:
-    """Sizes of a Wan2.1 text-to-video DiT (ALGORITHM.md section 5)."""
+    """Sizes of a Wan2.1 text-to-video DiT (docs/algorithm.md#wan-sizes)."""
 
     name: str
     dim: int

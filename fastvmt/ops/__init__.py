@@ -6,7 +6,7 @@ Ops check their arguments, then run on the backend chosen by :func:`fastvmt.back
 
 from fastvmt.backends.dispatch import use_backend
 from fastvmt.ops.amf import WindowedAMF, full_amf, window_starts, windowed_amf
-from fastvmt.ops.checks import checks_active, checks_enabled
+from fastvmt.checkmode import checks_active, checks_enabled
 from fastvmt.ops.losses import amf_loss, masked_mse_loss, offset_weights, window_loss
 from fastvmt.ops.pairs import frame_pairs
 

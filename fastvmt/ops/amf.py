@@ -1,4 +1,4 @@
-"""Attention Motion Flow ops (ALGORITHM.md section 2): argument checks, then the chosen backend's kernels.
+"""Attention Motion Flow ops (docs/algorithm.md#dense-amf): checks, then the chosen backend's kernels.
 
 ``q`` and ``k`` are ``(F, H, W, D)`` float tensors; displacements are ``(d_row, d_col)`` in token units, one
 per query token in raster order (``S = H * W``), for the frame pairs of :func:`~fastvmt.ops.frame_pairs`.
@@ -17,7 +17,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from fastvmt.backends import AMFBackend, Case, select_backend
-from fastvmt.backends.reference import token_positions
+from fastvmt.geometry import token_positions
 from fastvmt.ops.checks import check_features, check_pairs_mode, check_positive, check_span, check_tile, check_window
 from fastvmt.ops.pairs import frame_pairs
 

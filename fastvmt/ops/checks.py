@@ -1,21 +1,18 @@
 """Argument checks of the AMF ops: clear errors before any heavy work.
 
 Cheap checks (types, shapes, parameters) always run. Scanning the inputs for NaN/Inf costs a pass over them,
-so it runs only in *check mode*: environment variable ``FASTVMT_CHECKS=1``, or inside
-``with fastvmt.ops.checks_enabled():`` (``checks_enabled(False)`` turns it off inside a block).
+so it runs only in check mode (:mod:`fastvmt.checkmode`).
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 
 import torch
 from torch import Tensor
+
+from fastvmt.checkmode import checks_active
 
 __all__ = [
     "check_features",
@@ -26,31 +23,9 @@ __all__ = [
     "check_span",
     "check_tile",
     "check_window",
-    "checks_active",
-    "checks_enabled",
 ]
 
-ENV_CHECKS = "FASTVMT_CHECKS"
 PAIR_MODES = ("forward", "all")
-_enabled: ContextVar[bool | None] = ContextVar("fastvmt_checks", default=None)
-
-
-@contextmanager
-def checks_enabled(enabled: bool = True) -> Iterator[None]:
-    """Turn check mode (the NaN/Inf scans of the inputs) on or off inside the block."""
-    token = _enabled.set(bool(enabled))
-    try:
-        yield
-    finally:
-        _enabled.reset(token)
-
-
-def checks_active() -> bool:
-    """Whether check mode is on: the innermost ``checks_enabled`` block, else ``FASTVMT_CHECKS=1``."""
-    enabled = _enabled.get()
-    if enabled is not None:
-        return enabled
-    return os.environ.get(ENV_CHECKS, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def check_features(q: object, k: object) -> None:

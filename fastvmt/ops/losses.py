@@ -1,4 +1,4 @@
-"""Guidance losses on AMF displacements and window key means (ALGORITHM.md section 3).
+"""Guidance losses on AMF displacements and window key means (docs/algorithm.md#losses).
 
 All losses compute in float32 at least and return a scalar; the reference side is detached.
 """

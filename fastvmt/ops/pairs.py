@@ -1,4 +1,4 @@
-"""Which frame pairs the AMF is computed for (ALGORITHM.md section 2, "Frame pairs")."""
+"""Which frame pairs the AMF is computed for (docs/algorithm.md#frame-pairs)."""
 
 from __future__ import annotations
 

@@ -38,7 +38,7 @@ def _span(sf: int, pairs: str, frames: int) -> int:
 
 
 class WindowedAMFExtractor(MotionExtractor):
-    """FastVMT's windowed AMF (ALGORITHM.md 2): flow inside a window around each tile's coarse match.
+    """FastVMT's windowed AMF (docs/algorithm.md#windowed-amf): flow inside a window around each tile's coarse match.
 
     Also returns the window key means the corresponding-window loss needs.
     """

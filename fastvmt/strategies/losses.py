@@ -1,4 +1,4 @@
-"""Guidance losses (ALGORITHM.md 3): FastVMT's AMF + corresponding-window loss, DiTFlow's masked MSE."""
+"""Guidance losses (docs/algorithm.md#losses): FastVMT's AMF + corresponding-window loss, DiTFlow's masked MSE."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ class AMFWindowLoss(GuidanceLoss):
         self.lambda_amf, self.lambda_win, self.alpha = lambda_amf, lambda_win, alpha
 
     def amf_term(self, reference: MotionField, generated: MotionField) -> torch.Tensor:
-        """The motion term ``L_amf`` (ALGORITHM.md 3): offset-weighted squared displacement error."""
+        """The motion term ``L_amf`` (docs/algorithm.md#amf-loss): offset-weighted squared displacement error."""
         return ops.amf_loss(
             reference.displacement, generated.displacement, pairs=generated.pairs, sf=generated.span, alpha=self.alpha
         )

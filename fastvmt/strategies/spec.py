@@ -54,7 +54,7 @@ def _component(field_name: str, value: Any) -> Component | None:
 
 @dataclass(frozen=True)
 class Strategy:
-    """A motion-transfer recipe (ALGORITHM.md section 4).
+    """A motion-transfer recipe (docs/algorithm.md#presets).
 
     Attributes:
         name: the preset's name.

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from fastvmt.backends.reference import token_positions
+from fastvmt.geometry import token_positions
 
 __all__ = ["dense_argmax_positions", "dense_positions", "dense_positions_sdpa"]
 

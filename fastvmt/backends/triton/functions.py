@@ -21,7 +21,7 @@ from fastvmt.backends.triton.dense_kernels import (
     dense_forward_kernel,
 )
 from fastvmt.backends.triton.windowed_kernels import windowed_backward_kernel, windowed_forward_kernel
-from fastvmt.ops.checks import checks_active
+from fastvmt.checkmode import checks_active
 
 __all__ = ["dense_argmax_positions", "dense_positions", "windowed_positions"]
 

@@ -1,4 +1,4 @@
-"""The motion-transfer pipeline: guided flow-matching sampling on a backbone (ALGORITHM.md 4).
+"""The motion-transfer pipeline: guided flow-matching sampling on a backbone (docs/algorithm.md#guided-sampling).
 
 >>> pipe = MotionTransferPipeline.from_pretrained("Wan2.1-T2V-1.3B", strategy="fastvmt")  # doctest: +SKIP
 >>> result = pipe(reference_frames, "a red car drives along a coastal road")  # doctest: +SKIP
@@ -19,10 +19,10 @@ from tqdm.auto import tqdm
 
 from fastvmt import plugins
 from fastvmt.backends.dispatch import use_backend
-from fastvmt.guidance import GuidanceStep, guide_latents
+from fastvmt.generation.guidance import GuidanceStep, guide_latents
 from fastvmt.interfaces import Backbone, MotionField, StepState, VideoGeometry
-from fastvmt.report import PhaseTimer, RunReport
-from fastvmt.sampling import FlowMatchSchedule, add_noise
+from fastvmt.generation.report import PhaseTimer, RunReport
+from fastvmt.generation.sampling import FlowMatchSchedule, add_noise
 from fastvmt.strategies.components import build_components, resolve_strategy
 from fastvmt.strategies.spec import Strategy
 

@@ -1,4 +1,4 @@
-"""Video sizes a Wan backbone accepts, and the latent and token shapes they map to.
+"""Video geometry: the sizes a Wan backbone accepts, the latent and token shapes they map to, token positions.
 
 Wan's VAE compresses time by 4 (the first frame alone, then groups of 4) and space by 8; the DiT then
 patchifies the latent by (1, 2, 2). So a video of ``T = 4k + 1`` frames at ``H x W`` pixels (multiples of 16)
@@ -7,9 +7,20 @@ becomes a latent ``(1, 16, (T - 1) / 4 + 1, H / 8, W / 8)`` and a token grid ``(
 
 from __future__ import annotations
 
+import torch
+from jaxtyping import Real
+from torch import Tensor
+
 from fastvmt.interfaces import TokenGrid, VideoGeometry
 
-__all__ = ["TEMPORAL_FACTOR", "SPATIAL_FACTOR", "check_frame_count", "check_multiple", "video_geometry"]
+__all__ = [
+    "SPATIAL_FACTOR",
+    "TEMPORAL_FACTOR",
+    "check_frame_count",
+    "check_multiple",
+    "token_positions",
+    "video_geometry",
+]
 
 #: The VAE's compression: frames ``4k + 1 -> k + 1``, pixels ``8 -> 1``.
 TEMPORAL_FACTOR = 4
@@ -70,3 +81,10 @@ def video_geometry(
         latent_shape=(1, latent_channels, frames, h8, w8),
         grid=TokenGrid(frames // pf, h8 // ph, w8 // pw),
     )
+
+
+def token_positions(height: int, width: int, *, dtype: torch.dtype, device: torch.device) -> Real[Tensor, "s 2"]:
+    """``(row, col)`` of every token of an ``height x width`` grid, raster order."""
+    rows = torch.arange(height, dtype=dtype, device=device).repeat_interleave(width)
+    cols = torch.arange(width, dtype=dtype, device=device).repeat(height)
+    return torch.stack([rows, cols], dim=-1)

@@ -1,4 +1,4 @@
-"""One guided denoising step's optimisation (ALGORITHM.md 4, steps 2-4).
+"""One guided denoising step's optimisation (docs/algorithm.md#guided-sampling).
 
 A fresh optimiser works on a float32 master copy of the latent (a bf16 leaf would round most AdamW updates
 away); each inner iteration either computes the loss gradient through the backbone's early-exit forward or
@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from fastvmt.interfaces import Backbone, InnerStep, MotionField
-from fastvmt.report import RunCounts
+from fastvmt.generation.report import RunCounts
 from fastvmt.strategies.components import Components
 from fastvmt.strategies.spec import Strategy
 
