@@ -20,9 +20,10 @@ from tqdm.auto import tqdm
 from fastvmt import plugins
 from fastvmt.backends.dispatch import use_backend
 from fastvmt.generation.guidance import GuidanceStep, guide_latents
-from fastvmt.interfaces import Backbone, MotionField, StepState, VideoGeometry
 from fastvmt.generation.report import PhaseTimer, RunReport
 from fastvmt.generation.sampling import FlowMatchSchedule, add_noise
+from fastvmt.interfaces import Backbone, MotionField, StepState, VideoGeometry
+from fastvmt.io.frames import frames_to_tensor, tensor_to_frames
 from fastvmt.strategies.components import build_components, resolve_strategy
 from fastvmt.strategies.spec import Strategy
 
@@ -45,21 +46,6 @@ class TransferResult:
     frames: np.ndarray
     latents: Tensor
     report: RunReport
-
-
-def _frames_to_tensor(video: Any) -> Tensor:
-    """``(T, H, W, 3)`` uint8 frames (numpy or torch) -> ``(T, 3, H, W)`` float32 in [-1, 1]."""
-    frames = torch.as_tensor(np.asarray(video) if not isinstance(video, Tensor) else video)
-    if frames.ndim != 4 or frames.shape[-1] != 3:
-        raise ValueError(f"reference video must be (frames, height, width, 3), got shape {tuple(frames.shape)}")
-    if frames.dtype != torch.uint8:
-        raise TypeError(f"reference video must be uint8 frames, got {frames.dtype}")
-    return frames.permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
-
-
-def _tensor_to_frames(video: Tensor) -> np.ndarray:
-    """``(T, 3, H, W)`` in [-1, 1] -> ``(T, H, W, 3)`` uint8."""
-    return video.float().clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 @dataclass(frozen=True)
@@ -156,7 +142,7 @@ class MotionTransferPipeline:
             progress: show a progress bar.
         """
         strategy = self.strategy
-        video = _frames_to_tensor(reference_video)
+        video = frames_to_tensor(reference_video)
         geometry = self._check_inputs(video, prompt, num_frames, height, width)
         strength = strategy.denoising_strength if denoising_strength is None else denoising_strength
         schedule = FlowMatchSchedule.wan(num_inference_steps, shift=strategy.shift, denoising_strength=strength)
@@ -230,7 +216,7 @@ class MotionTransferPipeline:
                                 grads=f"{counts.gradients_computed}c/{counts.gradients_reused}r")
                 bar.update()
         with timer.phase("decode"), torch.no_grad():
-            frames = _tensor_to_frames(backbone.decode(x))
+            frames = tensor_to_frames(backbone.decode(x))
         report.seconds = dict(timer.seconds)
         return frames, x
 
