@@ -51,15 +51,30 @@ def outputs(backbone, seed=0):
     }
 
 
+#: Float32 outputs of bit-identical weights may still differ in the last bits: MKL/oneDNN pick kernels by CPU
+#: and by the memory alignment of the (here mmapped) weights. A loading bug changes them at order 1e-1.
+OUTPUT_TOLERANCE = {"rtol": 1e-5, "atol": 1e-5}
+
+
+def assert_same_model(expected: WanBackbone, actual: WanBackbone) -> None:
+    """Weights bit-identical, part by part; computed outputs equal within :data:`OUTPUT_TOLERANCE`."""
+    for part in ("dit", "vae", "text_encoder"):
+        want, got = getattr(expected, part).state_dict(), getattr(actual, part).state_dict()
+        assert want.keys() == got.keys(), part
+        for name in want:
+            assert torch.equal(want[name], got[name]), f"{part}.{name}"
+    want, got = outputs(expected), outputs(actual)
+    for name in want:
+        torch.testing.assert_close(got[name], want[name], **OUTPUT_TOLERANCE, msg=lambda m, n=name: f"{n}: {m}")
+
+
 @pytest.mark.parametrize("shards", [1, 3])
 def test_written_checkpoint_loads_to_identical_outputs(tmp_path, shards):
     root = write_tiny_checkpoint(tmp_path / "tiny", seed=3, shards=shards)
     loaded = load(root)
     dit, vae, text_encoder = build_tiny_networks(seed=3)
     in_memory = WanBackbone(dit, vae, text_encoder, loaded.tokenizer, dtype=torch.float32, device="cpu")
-    expected, actual = outputs(in_memory), outputs(loaded)
-    for name in expected:
-        assert torch.equal(expected[name], actual[name]), name
+    assert_same_model(in_memory, loaded)
     if shards > 1:
         assert len(list(root.glob("diffusion_pytorch_model-*-of-00003.safetensors"))) == 3
 
@@ -124,14 +139,12 @@ def test_safetensors_is_preferred_over_pth(tmp_path):
     from safetensors.torch import save_file
 
     root = write_tiny_checkpoint(tmp_path / "tiny")
-    reference = outputs(load(root))
+    converted = shutil.copytree(root, tmp_path / "converted")  # the loaded reference maps root's files
     for name in (checkpoint.VAE_FILE, checkpoint.TEXT_ENCODER_FILE):
-        state = torch.load(root / name, weights_only=True)
-        save_file(state, str((root / name).with_suffix(".safetensors")))
-        (root / name).write_bytes(b"not a checkpoint")
-    converted = outputs(load(root))
-    for name in reference:
-        assert torch.equal(reference[name], converted[name]), name
+        state = torch.load(converted / name, weights_only=True)
+        save_file(state, str((converted / name).with_suffix(".safetensors")))
+        (converted / name).write_bytes(b"not a checkpoint")
+    assert_same_model(load(root), load(converted))
 
 
 def test_unreadable_file_is_named(tmp_path):

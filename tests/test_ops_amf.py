@@ -15,6 +15,8 @@ from hypothesis import strategies as st
 from fastvmt import ops, plugins
 from fastvmt.backends import Case, backend_named
 
+from tests.support.windows import assert_window_starts_agree
+
 BACKENDS = plugins.names("backend")
 TOL64 = {"atol": 1e-9, "rtol": 1e-9}
 
@@ -71,24 +73,24 @@ def expected_position(query, keys, positions, factor):
 
 
 def literal_starts(q, k, pairs, tile, window, factor):
-    """Spec steps 2-3: coarse match of each tile's representative query, then the clamped window corner."""
+    """Spec steps 2-3: coarse match of each tile's representative query, then the clamped window corner.
+
+    Returns the corners ``(N, P, 2)`` and the coarse centres ``(N, P, 2)`` they were rounded from."""
     _, h, w, _ = q.shape
     th, tw = tile
     keys_pos = grid_positions(h, w)
-    out = []
+    corners, centres = [], []
     for i, j in pairs.tolist():
         keys = k[j].reshape(-1, k.shape[-1])
-        row = []
         for a in range(h // th):
             for b in range(w // tw):
                 centre = expected_position(q[i, a * th + th // 2, b * tw + tw // 2], keys, keys_pos, factor)
-                corner = []
+                centres.append([float(c) for c in centre])
                 for axis, length in enumerate((h, w)):
                     extent = min(window, length)
-                    corner.append(min(max(round(float(centre[axis])) - window // 2, 0), length - extent))
-                row.append(corner)
-        out.append(row)
-    return torch.tensor(out, dtype=torch.long)
+                    corners.append(min(max(round(float(centre[axis])) - window // 2, 0), length - extent))
+    shape = (pairs.shape[0], (h // th) * (w // tw), 2)
+    return torch.tensor(corners, dtype=torch.long).reshape(shape), torch.tensor(centres).reshape(shape)
 
 
 def literal_windowed(q, k, pairs, starts, tile, window, factor):
@@ -130,8 +132,8 @@ def test_windowed_amf_is_the_masked_softmax_of_the_spec(name, cfg):
     result = ops.windowed_amf(q, k, tile=cfg["tile"], window=cfg["window"], backend=name, **op_kwargs(cfg))
     pairs = ops.frame_pairs(cfg["frames"], cfg["sf"], cfg["pairs"])
     assert torch.equal(result.pairs, pairs)
-    starts = literal_starts(q, k, pairs, cfg["tile"], cfg["window"], factor_of(cfg))
-    assert torch.equal(result.starts, starts)
+    starts, centres = literal_starts(q, k, pairs, cfg["tile"], cfg["window"], factor_of(cfg))
+    assert_window_starts_agree(result.starts, starts, centres)
     expected = literal_windowed(q, k, pairs, starts, cfg["tile"], cfg["window"], factor_of(cfg))
     torch.testing.assert_close(result.displacement, expected, **TOL64)
     # window key means: the mean key over each window block
