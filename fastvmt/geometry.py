@@ -3,6 +3,8 @@
 Wan's VAE compresses time by 4 (the first frame alone, then groups of 4) and space by 8; the DiT then
 patchifies the latent by (1, 2, 2). So a video of ``T = 4k + 1`` frames at ``H x W`` pixels (multiples of 16)
 becomes a latent ``(1, 16, (T - 1) / 4 + 1, H / 8, W / 8)`` and a token grid ``(F, H / 16, W / 16)``.
+Every rule about frame counts and sizes lives here; checks fail with ``ValueError`` naming the nearest valid
+values.
 """
 
 from __future__ import annotations
@@ -14,47 +16,99 @@ from torch import Tensor
 from fastvmt.interfaces import TokenGrid, VideoGeometry
 
 __all__ = [
+    "PATCH_SIZE",
+    "SIZE_MULTIPLE",
     "SPATIAL_FACTOR",
     "TEMPORAL_FACTOR",
     "check_frame_count",
     "check_multiple",
+    "frame_count_at_least",
+    "frame_count_at_most",
+    "token_grid",
     "token_positions",
+    "video_frame_count",
     "video_geometry",
 ]
 
 #: The VAE's compression: frames ``4k + 1 -> k + 1``, pixels ``8 -> 1``.
 TEMPORAL_FACTOR = 4
 SPATIAL_FACTOR = 8
+#: Wan's DiT patch, latent ``(frames, rows, cols)`` per token.
+PATCH_SIZE = (1, 2, 2)
+#: Heights and widths are multiples of this many pixels (one token: VAE factor x patch).
+SIZE_MULTIPLE = SPATIAL_FACTOR * PATCH_SIZE[1]
+
+
+def _int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    return value
 
 
 def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < 1:
+    if _int(name, value) < 1:
         raise ValueError(f"{name} must be positive, got {value}")
     return value
 
 
-def check_frame_count(num_frames: int, factor: int = TEMPORAL_FACTOR) -> int:
-    """``num_frames`` if it is ``factor * k + 1``; else ``ValueError`` naming the nearest valid counts."""
+def frame_count_at_most(num_frames: int) -> int:
+    """The largest valid frame count ``4k + 1 <= num_frames`` (``num_frames >= 1``)."""
     _positive_int("num_frames", num_frames)
-    if (num_frames - 1) % factor:
-        below = (num_frames - 1) // factor * factor + 1
+    return (num_frames - 1) // TEMPORAL_FACTOR * TEMPORAL_FACTOR + 1
+
+
+def frame_count_at_least(num_frames: int) -> int:
+    """The smallest valid frame count ``4k + 1 >= num_frames`` (``num_frames >= 1``): what Wan would take."""
+    below = frame_count_at_most(num_frames)
+    return below if below == num_frames else below + TEMPORAL_FACTOR
+
+
+def check_frame_count(num_frames: int, *, minimum: int = 1) -> int:
+    """``num_frames`` if it is ``4k + 1 >= minimum``; else ``ValueError`` naming the nearest valid counts."""
+    if _int("num_frames", num_frames) < minimum:
+        raise ValueError(f"num_frames must be at least {minimum}, got {num_frames}; use {minimum}")
+    below = frame_count_at_most(num_frames)
+    if below != num_frames:
         raise ValueError(
-            f"num_frames must be {factor}k+1 (1, 5, 9, ..., 81), got {num_frames}; "
-            f"use {below} or {below + factor} frames"
+            f"num_frames must be {TEMPORAL_FACTOR}k+1 (1, 5, 9, ..., 81), got {num_frames}; "
+            f"use {below} or {below + TEMPORAL_FACTOR} frames"
         )
     return num_frames
 
 
-def check_multiple(name: str, value: int, multiple: int) -> int:
+def check_multiple(name: str, value: int, multiple: int = SIZE_MULTIPLE) -> int:
     """``value`` if it is a positive multiple of ``multiple``; else ``ValueError`` naming the nearest ones."""
-    _positive_int(name, value)
+    if _int(name, value) < multiple:
+        raise ValueError(f"{name} must be at least {multiple} pixels, got {value}; use {multiple}")
     if value % multiple:
         below = value // multiple * multiple
-        nearest = f"{below} or {below + multiple}" if below else f"{multiple}"
-        raise ValueError(f"{name} must be a multiple of {multiple} pixels, got {value}; use {nearest}")
+        raise ValueError(
+            f"{name} must be a multiple of {multiple} pixels, got {value}; use {below} or {below + multiple}"
+        )
     return value
+
+
+def _latent_frame_count(num_frames: int) -> int:
+    return (num_frames - 1) // TEMPORAL_FACTOR + 1
+
+
+def video_frame_count(latent_frames: int) -> int:
+    """The frames ``4 (F - 1) + 1`` of a video whose latent has ``F`` frames."""
+    return TEMPORAL_FACTOR * (_positive_int("latent_frames", latent_frames) - 1) + 1
+
+
+def token_grid(
+    num_frames: int, height: int, width: int, *, patch_size: tuple[int, int, int] = PATCH_SIZE
+) -> TokenGrid:
+    """Token grid ``(F, H / 16, W / 16)`` of a video; ``ValueError`` (nearest valid values named) when unsupported."""
+    pf, ph, pw = patch_size
+    check_frame_count(num_frames)
+    check_multiple("height", height, SPATIAL_FACTOR * ph)
+    check_multiple("width", width, SPATIAL_FACTOR * pw)
+    frames = _latent_frame_count(num_frames)
+    if frames % pf:
+        raise ValueError(f"the latent's {frames} frames do not divide into temporal patches of {pf}")
+    return TokenGrid(frames // pf, height // (SPATIAL_FACTOR * ph), width // (SPATIAL_FACTOR * pw))
 
 
 def video_geometry(
@@ -63,23 +117,18 @@ def video_geometry(
     width: int,
     *,
     latent_channels: int,
-    patch_size: tuple[int, int, int] = (1, 2, 2),
+    patch_size: tuple[int, int, int] = PATCH_SIZE,
 ) -> VideoGeometry:
-    """Latent shape and token grid of a video; ``ValueError`` (nearest valid values named) when unsupported."""
-    pf, ph, pw = patch_size
-    check_frame_count(num_frames)
-    check_multiple("height", height, SPATIAL_FACTOR * ph)
-    check_multiple("width", width, SPATIAL_FACTOR * pw)
-    frames = (num_frames - 1) // TEMPORAL_FACTOR + 1
-    if frames % pf:
-        raise ValueError(f"the latent's {frames} frames do not divide into temporal patches of {pf}")
-    h8, w8 = height // SPATIAL_FACTOR, width // SPATIAL_FACTOR
+    """Latent shape ``(1, C, F, H / 8, W / 8)`` and token grid of a video; ``ValueError`` as :func:`token_grid`."""
+    grid = token_grid(num_frames, height, width, patch_size=patch_size)
     return VideoGeometry(
         num_frames=num_frames,
         height=height,
         width=width,
-        latent_shape=(1, latent_channels, frames, h8, w8),
-        grid=TokenGrid(frames // pf, h8 // ph, w8 // pw),
+        latent_shape=(
+            1, latent_channels, _latent_frame_count(num_frames), height // SPATIAL_FACTOR, width // SPATIAL_FACTOR
+        ),
+        grid=grid,
     )
 
 

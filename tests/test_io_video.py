@@ -117,6 +117,13 @@ def test_trim_to_num_frames_keeps_the_first_frames(level_video):
     assert video.fps == pytest.approx(12.0)
 
 
+def test_all_keeps_every_frame_unfitted(level_video, tmp_path):
+    video = read_video(level_video, num_frames="all")
+    assert _indices(video) == list(range(23)) and video.fps == pytest.approx(12.0) and video.notes == ()
+    short = read_video(write_video(tmp_path / "short.mp4", _level_clip(3)), num_frames="all")
+    assert _indices(short) == [0, 1, 2]  # below the 5 frames a fitted clip needs
+
+
 def test_resample_picks_evenly_spaced_frames_and_keeps_the_duration(level_video):
     video = read_video(level_video, num_frames=9, frame_policy="resample")
     picked = _indices(video)

@@ -47,6 +47,15 @@ def test_eval_scores_same_motion_above_opposite_motion(videos):
     assert text.exit_code == 0 and text.stdout.startswith("motion fidelity: ")
 
 
+def test_eval_scores_every_frame_without_fitting_to_4k_plus_1(tmp_path):
+    paths = [tmp_path / "ref10.mp4", tmp_path / "gen10.mp4"]
+    for seed, path in enumerate(paths):
+        iio.imwrite(path, _moving_video(10, (2.0, 0.0), seed=seed), fps=8, plugin="FFMPEG", codec="libx264")
+    result = CliRunner().invoke(app, ["eval", *map(str, paths), "--grid", "6", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["frames"] == 10
+
+
 @pytest.mark.parametrize(
     "extra,message",
     [
@@ -69,8 +78,8 @@ def test_eval_bad_files_exit_2(videos, tmp_path):
     mismatch = runner.invoke(app, ["eval", str(videos["ref"]), str(videos["short"])])
     assert mismatch.exit_code == 2 and "9 frames" in mismatch.stderr
     missing = runner.invoke(app, ["eval", str(tmp_path / "none.mp4"), str(videos["ref"])])
-    assert missing.exit_code == 2 and "does not exist" in missing.stderr
+    assert missing.exit_code == 2 and f"video not found: '{tmp_path / 'none.mp4'}'" in missing.stderr
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"not a video")
     unreadable = runner.invoke(app, ["eval", str(junk), str(videos["ref"])])
-    assert unreadable.exit_code == 2 and "could not read video" in unreadable.stderr
+    assert unreadable.exit_code == 2 and f"cannot read '{junk}' as a video" in unreadable.stderr

@@ -35,7 +35,8 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Motion fidelity of GENERATED to REFERENCE: do their point tracks move alike? (-1 .. 1, higher is better)."""
-    from fastvmt.metrics import ClipScorer, evaluate_motion_fidelity, read_video
+    from fastvmt.io import read_video
+    from fastvmt.metrics import ClipScorer, evaluate_motion_fidelity
     from fastvmt.metrics.motion_fidelity import Diagonal, Direction, Incomplete
 
     check_choice("--direction", direction, get_args(Direction))
@@ -44,10 +45,11 @@ def evaluate(
     if prompt is not None and clip_model is None:
         raise ValueError("--prompt scores text alignment with CLIP: also pass --clip-model DIR (local weights)")
     scorer = ClipScorer(clip_model) if clip_model is not None else None
-    generated_video = read_video(generated)
+    reference_video = read_video(reference, num_frames="all").frames
+    generated_video = read_video(generated, num_frames="all").frames
     result = evaluate_motion_fidelity(
-        read_video(reference), generated_video, tracker=tracker, grid=grid, direction=direction,
-        diagonal=diagonal, min_motion=min_motion, incomplete=incomplete,
+        reference_video, generated_video, tracker=tracker, grid=grid, direction=direction, diagonal=diagonal,
+        min_motion=min_motion, incomplete=incomplete,
         tracker_options=parse_overrides(tracker_option, option="--tracker-option", example="checkpoint=/path/ct.pth"),
     )
     clip: dict[str, float] = {}
@@ -66,11 +68,6 @@ def evaluate(
                f"{result.reference_tracklets}, generated {result.generated_tracklets}")
     for name, value in clip.items():
         typer.echo(f"{name.replace('_', ' ')} (generated): {value:.4f}")
-
-
-def _valid_frames(frames: int) -> int:
-    """``frames`` rounded up to Wan's ``4k+1``."""
-    return frames if (frames - 1) % 4 == 0 else 4 * ((frames - 1) // 4 + 1) + 1
 
 
 @bench_app.command("cost")
@@ -92,6 +89,7 @@ def cost(
 ) -> None:
     """FLOPs of a whole guided generation per strategy, by phase, with ratios and an H100 time floor."""
     from fastvmt.costmodel import PHASES, RECIPES, WAN_CONFIGS, Sampling, run_cost, video_tokens
+    from fastvmt.geometry import frame_count_at_least
 
     unknown = [name for name in backbone if name not in WAN_CONFIGS]
     if unknown:
@@ -105,11 +103,12 @@ def cost(
     rows: list[dict[str, Any]] = []
     for size in backbone:
         for asked in frames:
-            grid = video_tokens(_valid_frames(asked), height, width)
+            valid = frame_count_at_least(asked)
+            grid = video_tokens(valid, height, width)
             costs = {name: run_cost(RECIPES[name], WAN_CONFIGS[size], grid, sampling) for name in names}
             for name, run in costs.items():
                 rows.append({
-                    "backbone": size, "frames_asked": asked, "frames": _valid_frames(asked), "height": height,
+                    "backbone": size, "frames_asked": asked, "frames": valid, "height": height,
                     "width": width, "tokens": [grid.frames, grid.height, grid.width], "strategy": name,
                     "steps": run.steps, "guided_steps": run.guided, "gradients": run.gradients,
                     "reference_passes": run.reference_passes, "phases": run.phases, "total": run.total,

@@ -1,28 +1,27 @@
 """Argument checks for video I/O, each failing with one line that names the problem and the fix.
 
-Wan takes ``T = 4k + 1`` frames at sizes that are multiples of 16 pixels (VAE /8, then 2 x 2 patches); a clip
-needs at least 5 frames (two latent frames) to have any motion.
+The frame-count and size rules are :mod:`fastvmt.geometry`'s (4k+1 frames, multiples of 16 pixels), raised here
+as :class:`VideoError`; io's own rule is that a clip needs at least 5 frames (two latent frames) to have any motion.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+
+from fastvmt.geometry import check_frame_count, check_multiple
 
 __all__ = [
     "FRAME_POLICIES",
     "MIN_FRAMES",
-    "SIZE_MULTIPLE",
     "VideoError",
     "check_frame_policy",
     "check_num_frames",
     "check_output_path",
     "check_size",
-    "largest_valid_frame_count",
 ]
 
-#: Heights and widths must be multiples of this many pixels.
-SIZE_MULTIPLE = 16
-#: The shortest clip read_video returns (4 * 1 + 1).
+#: The shortest clip read_video fits to Wan's frame counts (4 * 1 + 1).
 MIN_FRAMES = 5
 #: How read_video brings a clip to its target frame count.
 FRAME_POLICIES = ("trim", "resample")
@@ -32,34 +31,22 @@ class VideoError(ValueError):
     """A video that cannot be used as asked: missing, unreadable, too short, or a bad size / frame count."""
 
 
-def _require_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    return value
+def _as_video_error(check: Callable[..., int], *args: object, **kwargs: object) -> int:
+    """``check(*args, **kwargs)`` with its ``ValueError`` raised as :class:`VideoError` (``TypeError`` as is)."""
+    try:
+        return check(*args, **kwargs)
+    except ValueError as error:
+        raise VideoError(str(error)) from None
 
 
 def check_size(name: str, value: int) -> int:
     """``value`` if it is a positive multiple of 16; else :class:`VideoError` naming the nearest valid sizes."""
-    _require_int(name, value)
-    if value < SIZE_MULTIPLE:
-        raise VideoError(f"{name} must be at least {SIZE_MULTIPLE} pixels, got {value}; use {SIZE_MULTIPLE}")
-    if value % SIZE_MULTIPLE:
-        below = value // SIZE_MULTIPLE * SIZE_MULTIPLE
-        raise VideoError(
-            f"{name} must be a multiple of {SIZE_MULTIPLE} pixels, got {value}; use {below} or {below + SIZE_MULTIPLE}"
-        )
-    return value
+    return _as_video_error(check_multiple, name, value)
 
 
 def check_num_frames(num_frames: int) -> int:
     """``num_frames`` if it is ``4k + 1 >= 5``; else :class:`VideoError` naming the nearest valid counts."""
-    _require_int("num_frames", num_frames)
-    if num_frames < MIN_FRAMES:
-        raise VideoError(f"num_frames must be at least {MIN_FRAMES}, got {num_frames}; use {MIN_FRAMES}")
-    if (num_frames - 1) % 4:
-        below = largest_valid_frame_count(num_frames)
-        raise VideoError(f"num_frames must be 4k+1 (5, 9, ..., 81), got {num_frames}; use {below} or {below + 4}")
-    return num_frames
+    return _as_video_error(check_frame_count, num_frames, minimum=MIN_FRAMES)
 
 
 def check_frame_policy(frame_policy: str) -> str:
@@ -67,11 +54,6 @@ def check_frame_policy(frame_policy: str) -> str:
     if frame_policy not in FRAME_POLICIES:
         raise VideoError(f"frame_policy must be one of {', '.join(FRAME_POLICIES)}; got {frame_policy!r}")
     return frame_policy
-
-
-def largest_valid_frame_count(num_frames: int) -> int:
-    """The largest ``4k + 1 <= num_frames`` (``num_frames >= 1``)."""
-    return (num_frames - 1) // 4 * 4 + 1
 
 
 def check_output_path(path: str | Path, *, overwrite: bool = False) -> Path:

@@ -6,12 +6,13 @@ Sizes in notes read ``width x height`` (the video convention); arrays are ``(T, 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from jaxtyping import Int, UInt8
 from PIL import Image
 
-from fastvmt.io.checks import SIZE_MULTIPLE, largest_valid_frame_count
+from fastvmt.geometry import SIZE_MULTIPLE, frame_count_at_most
 
 __all__ = ["FramePlan", "ResizePlan", "plan_frames", "plan_resize"]
 
@@ -85,14 +86,17 @@ class FramePlan:
     notes: tuple[str, ...]
 
 
-def plan_frames(total: int, num_frames: int | None, policy: str) -> FramePlan:
-    """Indices bringing ``total`` source frames to ``num_frames`` (default: the largest 4k+1 <= total).
+def plan_frames(total: int, num_frames: int | Literal["all"] | None, policy: str) -> FramePlan:
+    """Indices bringing ``total`` source frames to ``num_frames`` (None: the largest 4k+1 <= total; "all": every
+    frame, unchanged).
 
     ``trim`` keeps the first frames (needs ``total >= num_frames``); ``resample`` picks evenly spaced frames
     over the whole clip, repeating frames when there are too few, and scales the fps to keep the duration.
-    Counts are assumed checked (``total >= 5``, ``num_frames`` 4k+1).
+    Counts are assumed checked (``total >= 5`` and ``num_frames`` 4k+1, unless "all").
     """
-    target = largest_valid_frame_count(total) if num_frames is None else num_frames
+    if num_frames == "all":
+        return FramePlan(np.arange(total), 1.0, ())
+    target = frame_count_at_most(total) if num_frames is None else num_frames
     if target == total:
         return FramePlan(np.arange(total), 1.0, ())
     if policy == "trim":

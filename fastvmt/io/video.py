@@ -18,12 +18,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Literal
 
 import imageio_ffmpeg
 import numpy as np
 from jaxtyping import UInt8
 from PIL import Image
 
+from fastvmt.geometry import frame_count_at_most
 from fastvmt.io.checks import (
     MIN_FRAMES,
     VideoError,
@@ -152,7 +154,7 @@ def _open_stream(path: Path) -> Iterator[_Stream]:
 def read_video(
     path: str | os.PathLike[str],
     *,
-    num_frames: int | None = None,
+    num_frames: int | Literal["all"] | None = None,
     height: int | None = None,
     width: int | None = None,
     frame_policy: str = "trim",
@@ -161,7 +163,8 @@ def read_video(
 
     Args:
         path: a video file (anything ffmpeg decodes, GIF included) or a folder of images.
-        num_frames: target count, 4k+1 >= 5; default the largest 4k+1 the clip has.
+        num_frames: target count, 4k+1 >= 5; default the largest 4k+1 the clip has; ``"all"`` keeps every
+            frame as decoded (no 4k+1 fitting, no minimum: for metrics and viewing; ``frame_policy`` unused).
         height, width: target size, multiples of 16; both None keeps the source size, one None follows the
             source aspect ratio.
         frame_policy: ``"trim"`` keeps the first frames (the clip must be long enough); ``"resample"`` picks
@@ -172,11 +175,12 @@ def read_video(
         ``notes`` saying what was cropped, resized, trimmed or resampled.
 
     Raises:
-        VideoError: missing or unreadable file, fewer than 5 frames (or than ``num_frames`` with trim),
+        VideoError: missing or unreadable file, fewer than 5 frames unless "all" (or than ``num_frames`` with trim),
             a size that is not a multiple of 16 or a count that is not 4k+1 (the nearest valid ones named).
     """
     check_frame_policy(frame_policy)
-    if num_frames is not None:
+    every_frame = num_frames == "all"
+    if num_frames is not None and not every_frame:
         check_num_frames(num_frames)
     if height is not None:
         check_size("height", height)
@@ -187,12 +191,13 @@ def read_video(
         raise VideoError(f"video not found: {str(path)!r}")
 
     total = _count_frames(path)
-    if total < MIN_FRAMES:
-        raise VideoError(f"{str(path)!r} has {total} frame(s); a clip needs at least {MIN_FRAMES}")
-    if frame_policy == "trim" and num_frames is not None and total < num_frames:
+    minimum = 1 if every_frame else MIN_FRAMES
+    if total < minimum:
+        raise VideoError(f"{str(path)!r} has {total} frame(s); a clip needs at least {minimum}")
+    if frame_policy == "trim" and isinstance(num_frames, int) and total < num_frames:
         raise VideoError(
             f"{str(path)!r} has {total} frames, fewer than num_frames={num_frames}; ask for at most "
-            f"{(total - 1) // 4 * 4 + 1} frames or use frame_policy='resample' to repeat frames"
+            f"{frame_count_at_most(total)} frames or use frame_policy='resample' to repeat frames"
         )
     frame_plan = plan_frames(total, num_frames, frame_policy)
 

@@ -10,7 +10,7 @@ from fastvmt.metrics.motion_fidelity import (
     tracklet_similarity,
 )
 from fastvmt.metrics.trackers import Tracker, Tracks
-from fastvmt.metrics.video import as_uint8_video, read_video
+from fastvmt.metrics.video import as_uint8_video
 
 __all__ = [
     "ClipScorer",
@@ -22,6 +22,5 @@ __all__ = [
     "evaluate_motion_fidelity",
     "motion_fidelity",
     "query_grid",
-    "read_video",
     "tracklet_similarity",
 ]
