@@ -20,9 +20,9 @@ from typing import Any
 import pluggy
 
 from fastvmt import hookspecs
+from fastvmt.hookspecs import PLUGIN_KINDS, PluginKind
 
 __all__ = [
-    "KINDS",
     "PluginError",
     "Registration",
     "Registry",
@@ -43,42 +43,13 @@ BUILTIN_PLUGINS = (
 )
 
 
-def _base_types() -> dict[str, type]:
-    from fastvmt.backends.base import AMFBackend
-    from fastvmt.interfaces import Backbone, GradientScheduler, GuidanceLoss, MotionExtractor
-    from fastvmt.metrics.trackers.base import Tracker
-    from fastvmt.strategies.spec import Strategy
-
-    return {
-        "strategy": Strategy,
-        "extractor": MotionExtractor,
-        "loss": GuidanceLoss,
-        "scheduler": GradientScheduler,
-        "backbone": Backbone,
-        "backend": AMFBackend,
-        "tracker": Tracker,
-    }
-
-
-#: kind -> the hook that registers it.
-KINDS = {
-    "strategy": "fastvmt_register_strategies",
-    "extractor": "fastvmt_register_extractors",
-    "loss": "fastvmt_register_losses",
-    "scheduler": "fastvmt_register_schedulers",
-    "backbone": "fastvmt_register_backbones",
-    "backend": "fastvmt_register_backends",
-    "tracker": "fastvmt_register_trackers",
-}
-
-
 class PluginError(Exception):
     """A plugin failed to load or registered something invalid."""
 
 
 @dataclass(frozen=True)
 class Registration:
-    """One registered component: strategies are ``Strategy`` values, the other kinds are classes."""
+    """One registered component: a value for kinds that register values (strategies), else a class."""
 
     kind: str
     name: str
@@ -90,7 +61,7 @@ class Registry:
     """Every registration, by kind and name."""
 
     def __init__(self, registrations: list[Registration]):
-        self._by_kind: dict[str, dict[str, Registration]] = {kind: {} for kind in KINDS}
+        self._by_kind: dict[str, dict[str, Registration]] = {kind.name: {} for kind in PLUGIN_KINDS}
         for registration in registrations:
             self._by_kind[registration.kind][registration.name] = registration
 
@@ -100,7 +71,7 @@ class Registry:
             return self._by_kind[kind][name].obj
         except KeyError:
             if kind not in self._by_kind:
-                raise LookupError(f"unknown kind {kind!r}; kinds: {', '.join(KINDS)}") from None
+                raise LookupError(f"unknown kind {kind!r}; kinds: {', '.join(self._by_kind)}") from None
             available = ", ".join(sorted(self._by_kind[kind])) or "none"
             raise LookupError(f"unknown {kind} {name!r}; available: {available}") from None
 
@@ -108,7 +79,7 @@ class Registry:
         return sorted(self._by_kind[kind])
 
     def registrations(self) -> list[Registration]:
-        return [r for kind in KINDS for r in sorted(self._by_kind[kind].values(), key=lambda r: r.name)]
+        return [r for kind in self._by_kind for r in sorted(self._by_kind[kind].values(), key=lambda r: r.name)]
 
 
 def _load_entry_points(pm: pluggy.PluginManager) -> None:
@@ -138,35 +109,34 @@ def plugin_manager() -> pluggy.PluginManager:
     return pm
 
 
-def _registrar(kind: str, plugin: str, base: type, out: dict[str, Registration]) -> Callable[[str, Any], None]:
+def _registrar(kind: PluginKind, plugin: str, out: dict[str, Registration]) -> Callable[[str, Any], None]:
+    base = kind.base()
+
     def register(name: str, obj: Any) -> None:
         if not isinstance(name, str) or not name:
-            raise PluginError(f"plugin {plugin!r} registered a {kind} with an invalid name {name!r}")
-        if kind == "strategy":
-            valid = isinstance(obj, base)
+            raise PluginError(f"plugin {plugin!r} registered a {kind.name} with an invalid name {name!r}")
+        if kind.values:
+            valid, expected = isinstance(obj, base), f"a {base.__name__}"
         else:
-            valid = inspect.isclass(obj) and issubclass(obj, base)
+            valid, expected = inspect.isclass(obj) and issubclass(obj, base), f"a subclass of {base.__name__}"
         if not valid:
-            expected = f"a {base.__name__}" if kind == "strategy" else f"a subclass of {base.__name__}"
-            raise PluginError(f"plugin {plugin!r} registered {kind} {name!r} as {obj!r}, expected {expected}")
+            raise PluginError(f"plugin {plugin!r} registered {kind.name} {name!r} as {obj!r}, expected {expected}")
         if name in out:
-            raise PluginError(
-                f"plugin {plugin!r} registered {kind} {name!r}, already registered by plugin {out[name].plugin!r}"
-            )
-        out[name] = Registration(kind, name, obj, plugin)
+            raise PluginError(f"plugin {plugin!r} registered {kind.name} {name!r}, already registered by plugin "
+                              f"{out[name].plugin!r}")
+        out[name] = Registration(kind.name, name, obj, plugin)
 
     return register
 
 
 def collect(pm: pluggy.PluginManager) -> Registry:
     """Call every plugin's registration hooks and gather what they register."""
-    bases = _base_types()
     registrations: list[Registration] = []
-    for kind, hook_name in KINDS.items():
+    for kind in PLUGIN_KINDS:
         seen: dict[str, Registration] = {}
         # pluggy calls hookimpls last-registered first; walk them in registration order instead.
-        for impl in getattr(pm.hook, hook_name).get_hookimpls():
-            impl.function(register=_registrar(kind, impl.plugin_name, bases[kind], seen))
+        for impl in getattr(pm.hook, kind.hook_name).get_hookimpls():
+            impl.function(register=_registrar(kind, impl.plugin_name, seen))
         registrations.extend(seen.values())
     return Registry(registrations)
 

@@ -1,15 +1,22 @@
 """The plugin registry: built-ins, entry-point discovery, validation of what plugins register."""
 
+import inspect
 import os
+import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pluggy
 import pytest
 
 import fastvmt
+from fastvmt import hookspecs
+from fastvmt.hookspecs import PLUGIN_KINDS
 from fastvmt.plugins import PluginError
+
+PLUGINS_PAGE = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
 
 
 def write_distribution(root, module_source, *, dist="fakeplug", entry="fakeplug", module="fakeplug_mod"):
@@ -47,6 +54,29 @@ def fake_dist(tmp_path, monkeypatch, fresh_plugins):
     return tmp_path
 
 
+def test_every_hookspec_is_one_plugin_kind_with_an_importable_base():
+    specs = {name for name, value in vars(hookspecs).items() if hasattr(value, "fastvmt_spec")}
+    hooks = [kind.hook_name for kind in PLUGIN_KINDS]
+    assert sorted(hooks) == sorted(specs) and len(set(hooks)) == len(hooks)  # no hook without a kind, none twice
+    assert len({kind.name for kind in PLUGIN_KINDS}) == len(PLUGIN_KINDS)
+    for kind in PLUGIN_KINDS:
+        assert inspect.isclass(kind.base()) and inspect.getdoc(kind.hook), kind
+
+
+def test_plugins_page_lists_every_kind_with_its_base_class():
+    rows = re.findall(r"^\| `(fastvmt_register_\w+)\(register\)` \|.*\| `([\w.]+)` \|$", PLUGINS_PAGE.read_text(), re.M)
+    assert {hook: base.rsplit(".", 1)[-1] for hook, base in rows} == {
+        kind.hook_name: kind.base().__name__ for kind in PLUGIN_KINDS
+    }
+
+
+def test_an_unknown_kind_is_refused_naming_every_kind(fresh_plugins):
+    with pytest.raises(LookupError) as caught:
+        fresh_plugins.get("widget", "fastvmt")
+    assert all(kind.name in str(caught.value) for kind in PLUGIN_KINDS)
+    assert all(isinstance(fresh_plugins.names(kind.name), list) for kind in PLUGIN_KINDS)
+
+
 def test_builtin_backends_are_registered(fresh_plugins):
     assert "reference" in fresh_plugins.names("backend")
     assert fresh_plugins.registry().get("backend", "reference").name == "reference"
@@ -71,7 +101,9 @@ def test_cli_lists_entry_point_plugin(fake_dist):
     assert ["backend", "reference", "fastvmt.backends.plugin"] in rows
 
 
-@pytest.mark.parametrize(("allowed", "loaded"), [("", False), ("fakeplug", True), ("other, fakeplug", True), ("other", False)])
+@pytest.mark.parametrize(
+    ("allowed", "loaded"), [("", False), ("fakeplug", True), ("other, fakeplug", True), ("other", False)]
+)
 def test_load_plugins_env_restricts_entry_points(fake_dist, fresh_plugins, monkeypatch, allowed, loaded):
     monkeypatch.setenv("FASTVMT_LOAD_PLUGINS", allowed)
     assert ("every_other" in fresh_plugins.names("scheduler")) is loaded
@@ -94,7 +126,8 @@ def test_duplicate_name_fails_naming_both_plugins(tmp_path, monkeypatch, fresh_p
         module="dupe_mod",
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.raises(PluginError, match=r"plugin 'dupe'.*'reference'.*already registered by plugin 'fastvmt.backends.plugin'"):
+    already = r"plugin 'dupe'.*'reference'.*already registered by plugin 'fastvmt.backends.plugin'"
+    with pytest.raises(PluginError, match=already):
         fresh_plugins.registry()
 
 
