@@ -9,7 +9,7 @@ import torch
 
 from fastvmt.backbones import checkpoint
 from fastvmt.backbones.architecture import (
-    DiTConfig,
+    RELEASED_DITS,
     TextEncoderConfig,
     VAEConfig,
     infer_dit_config,
@@ -191,13 +191,6 @@ def meta_shapes(module_factory):
     return {name: tuple(t.shape) for name, t in module.state_dict().items()}
 
 
-# The released text-to-video DiTs (docs/algorithm.md#wan-sizes) and the tiny test model.
-RELEASED_DITS = {
-    "1.3B": DiTConfig(dim=1536, ffn_dim=8960, num_heads=12, num_layers=30),
-    "14B": DiTConfig(dim=5120, ffn_dim=13824, num_heads=40, num_layers=40),
-}
-
-
 @pytest.mark.parametrize("size", ["1.3B", "14B"])
 def test_released_dit_sizes_are_inferred_from_shapes_alone(size):
     from fastvmt.backbones.modules import build_dit
@@ -205,7 +198,7 @@ def test_released_dit_sizes_are_inferred_from_shapes_alone(size):
     config = RELEASED_DITS[size]
     shapes = meta_shapes(lambda: build_dit(config))
     assert infer_dit_config(shapes) == config  # heads = dim / 128, no config.json needed
-    assert infer_dit_config(shapes, {"num_heads": config.num_heads, "text_len": 512}) == config
+    assert infer_dit_config(shapes, {"num_heads": config.num_heads, "text_len": config.text_len}) == config
 
 
 def released_fingerprints(model_name):

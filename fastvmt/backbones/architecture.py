@@ -8,6 +8,9 @@ test model) load through the same code. What the shapes cannot tell:
   checkpoint has one (Wan ships it; the tiny model needs it, its heads are not 128 wide), else ``dim / 128``,
   Wan's head width;
 - ``eps`` and ``text_len`` (tokens of text context): ``config.json`` or Wan's 1e-6 and 512.
+
+``RELEASED_DITS`` holds the sizes of the released text-to-video DiTs (the cost model and the benchmarks use
+them; their loading is tested against diffsynth's fingerprints of the released files).
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ from typing import Any
 
 __all__ = [
     "DiTConfig",
+    "RELEASED_DITS",
     "TextEncoderConfig",
     "VAEConfig",
     "WAN_HEAD_DIM",
+    "WAN_LATENT_CHANNELS",
     "check_compatible",
     "infer_dit_config",
     "infer_text_encoder_config",
@@ -31,6 +36,8 @@ __all__ = [
 WAN_HEAD_DIM = 128
 WAN_TEXT_LEN = 512
 WAN_EPS = 1e-6
+#: Channels of Wan2.1's VAE latent: what the DiT takes in and puts out.
+WAN_LATENT_CHANNELS = 16
 
 Shapes = Mapping[str, tuple[int, ...]]
 
@@ -43,8 +50,8 @@ class DiTConfig:
     ffn_dim: int
     num_heads: int
     num_layers: int
-    in_dim: int = 16
-    out_dim: int = 16
+    in_dim: int = WAN_LATENT_CHANNELS
+    out_dim: int = WAN_LATENT_CHANNELS
     text_dim: int = 4096
     freq_dim: int = 256
     patch_size: tuple[int, int, int] = (1, 2, 2)
@@ -66,6 +73,14 @@ class DiTConfig:
         return {"_class_name": "WanModel", "model_type": "t2v", **asdict(self), "patch_size": list(self.patch_size)}
 
 
+#: The released Wan2.1 text-to-video DiTs (docs/algorithm.md#wan-sizes); their text, frequency-embedding, patch
+#: and latent sizes are ``DiTConfig``'s defaults.
+RELEASED_DITS = {
+    "1.3B": DiTConfig(dim=1536, ffn_dim=8960, num_heads=12, num_layers=30),
+    "14B": DiTConfig(dim=5120, ffn_dim=13824, num_heads=40, num_layers=40),
+}
+
+
 @dataclass(frozen=True)
 class TextEncoderConfig:
     """Arguments of diffsynth's ``WanTextEncoder`` (an umT5 encoder)."""
@@ -85,7 +100,7 @@ class VAEConfig:
     """Arguments of diffsynth's inner ``VideoVAE_`` (the released VAE: dim 96, z_dim 16)."""
 
     dim: int = 96
-    z_dim: int = 16
+    z_dim: int = WAN_LATENT_CHANNELS
 
 
 def _shape(shapes: Shapes, name: str, what: str) -> tuple[int, ...]:
@@ -180,9 +195,10 @@ def infer_vae_config(shapes: Shapes) -> VAEConfig:
         dim=_shape(shapes, "encoder.conv1.weight", "Wan VAE")[0],
         z_dim=_shape(shapes, "conv2.weight", "Wan VAE")[0],
     )
-    if config.z_dim != 16:
+    if config.z_dim != WAN_LATENT_CHANNELS:
         raise ValueError(
-            f"the VAE has {config.z_dim} latent channels; only Wan2.1's 16-channel VAE (Wan2.1_VAE.pth) is supported"
+            f"the VAE has {config.z_dim} latent channels; only Wan2.1's {WAN_LATENT_CHANNELS}-channel VAE "
+            "(Wan2.1_VAE.pth) is supported"
         )
     return config
 
