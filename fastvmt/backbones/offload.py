@@ -3,7 +3,8 @@
 With ``offload="cpu"`` every layer's weights live in CPU memory. diffsynth wraps the layers (its
 ``VRAM_MANAGEMENT_MODULE_MAPS`` for each network): a layer moves its weights to the GPU when it runs and keeps
 them there while the GPU's used memory stays under ``vram_limit`` GiB; above it, each call copies the weights
-over for that call only. Only one network (text encoder, DiT or VAE) is onloaded at a time.
+over for that call only. Only one network (text encoder, DiT or VAE) is onloaded at a time. diffsynth is imported
+on first use, so :data:`OFFLOAD_CHOICES` can be checked without it.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ import importlib
 from collections.abc import Iterable
 
 import torch
-from diffsynth.configs import VRAM_MANAGEMENT_MODULE_MAPS
-from diffsynth.core.vram.layers import AutoTorchModule, enable_vram_management
 from torch import nn
 
-__all__ = ["OFFLOAD_CHOICES", "activate", "default_vram_limit", "enable_offload"]
+__all__ = ["OFFLOAD_CHOICES", "OFFLOAD_TO_CPU", "activate", "default_vram_limit", "enable_offload"]
 
-OFFLOAD_CHOICES = (None, "cpu")
+#: ``offload="cpu"``: weights live in CPU memory, layers are streamed to the compute device.
+OFFLOAD_TO_CPU = "cpu"
+#: The values of a backbone's ``offload=``: None keeps every weight on the compute device.
+OFFLOAD_CHOICES = (None, OFFLOAD_TO_CPU)
 #: Memory diffsynth's examples leave free under the limit, in GiB.
 _HEADROOM_GIB = 2.0
 
@@ -35,6 +37,9 @@ def _import(path: str) -> type:
 
 def enable_offload(model: nn.Module, device: torch.device, dtype: torch.dtype, vram_limit: float | None) -> nn.Module:
     """Wrap ``model``'s layers so they are stored on the CPU and computed on ``device``."""
+    from diffsynth.configs import VRAM_MANAGEMENT_MODULE_MAPS
+    from diffsynth.core.vram.layers import enable_vram_management
+
     key = f"{type(model).__module__}.{type(model).__qualname__}"
     if key not in VRAM_MANAGEMENT_MODULE_MAPS:
         raise ValueError(f"diffsynth has no VRAM management map for {key}")
@@ -52,7 +57,10 @@ def enable_offload(model: nn.Module, device: torch.device, dtype: torch.dtype, v
     return enable_vram_management(model.to(device="cpu", dtype=dtype), module_map, config, vram_limit=vram_limit)
 
 
-def _wrappers(model: nn.Module) -> Iterable[AutoTorchModule]:
+def _wrappers(model: nn.Module) -> Iterable[nn.Module]:
+    """diffsynth's managed layers of ``model``."""
+    from diffsynth.core.vram.layers import AutoTorchModule
+
     return (m for m in model.modules() if isinstance(m, AutoTorchModule))
 
 

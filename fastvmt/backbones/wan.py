@@ -20,6 +20,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from fastvmt.backbones.offload import OFFLOAD_CHOICES
 from fastvmt.geometry import video_geometry
 from fastvmt.interfaces import AttentionFeatures, Backbone, VideoGeometry
 
@@ -49,8 +50,8 @@ def _check_options(
 ) -> None:
     if dtype not in _FLOAT_DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(map(str, _FLOAT_DTYPES))}, got {dtype}")
-    if offload not in (None, "cpu"):
-        raise ValueError(f"offload must be None or 'cpu', got {offload!r}")
+    if offload not in OFFLOAD_CHOICES:
+        raise ValueError(f"offload must be {' or '.join(map(repr, OFFLOAD_CHOICES))}, got {offload!r}")
     if vram_limit is not None:
         if offload is None:
             raise ValueError("vram_limit only applies with offload='cpu'")
