@@ -46,3 +46,12 @@ def test_unguided_strategy_has_no_component_options():
         NO_TRANSFER.override(**{"extractor.window": 3})
     with pytest.raises(ValueError, match="all set or all None"):
         NO_TRANSFER.override(extractor="windowed_amf")
+
+
+def test_components_named_without_options_take_the_fastvmt_preset_values():
+    from fastvmt.strategies.components import build_components
+
+    named = build_components(FASTVMT.override(extractor="windowed_amf", loss="amf_window", scheduler="interval"))
+    explicit = build_components(FASTVMT)
+    for part in ("extractor", "loss", "scheduler"):
+        assert vars(getattr(named, part)) == vars(getattr(explicit, part)), part

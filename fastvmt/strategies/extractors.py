@@ -1,7 +1,7 @@
 """Motion extractors: attention motion flow (AMF), windowed (FastVMT) and dense (DiTFlow).
 
 Both reduce heads (:mod:`fastvmt.strategies.heads`) and compute in float32 on the backend chosen by
-:func:`fastvmt.use_backend` (or the ops' automatic choice).
+:func:`fastvmt.use_backend` (or the ops' automatic choice). Their defaults are the ``fastvmt`` preset's options.
 """
 
 from __future__ import annotations
@@ -13,8 +13,12 @@ import torch
 from fastvmt import ops
 from fastvmt.interfaces import AttentionFeatures, MotionExtractor, MotionField, TokenGrid
 from fastvmt.strategies.heads import HEAD_MODES, reduce_heads
+from fastvmt.strategies.presets import FASTVMT
 
 __all__ = ["DenseAMFExtractor", "WindowedAMFExtractor"]
+
+
+_DEFAULTS = FASTVMT.extractor.options
 
 
 def _check_common(heads: str, sf: int, tau: float, pairs: str) -> None:
@@ -45,12 +49,12 @@ class WindowedAMFExtractor(MotionExtractor):
 
     def __init__(
         self,
-        heads: str = "mean_qk",
-        sf: int = 4,
-        tile: tuple[int, int] = (3, 4),
-        window: int = 21,
-        tau: float = 1.0,
-        pairs: str = "forward",
+        heads: str = _DEFAULTS["heads"],
+        sf: int = _DEFAULTS["sf"],
+        tile: tuple[int, int] = _DEFAULTS["tile"],
+        window: int = _DEFAULTS["window"],
+        tau: float = _DEFAULTS["tau"],
+        pairs: str = _DEFAULTS["pairs"],
     ):
         _check_common(heads, sf, tau, pairs)
         if not isinstance(window, int) or window < 1 or window % 2 == 0:
@@ -89,10 +93,10 @@ class DenseAMFExtractor(MotionExtractor):
 
     def __init__(
         self,
-        heads: str = "mean_qk",
-        sf: int = 4,
-        tau: float = 1.0,
-        pairs: str = "forward",
+        heads: str = _DEFAULTS["heads"],
+        sf: int = _DEFAULTS["sf"],
+        tau: float = _DEFAULTS["tau"],
+        pairs: str = _DEFAULTS["pairs"],
         reference_mode: str = "soft",
     ):
         _check_common(heads, sf, tau, pairs)

@@ -6,6 +6,7 @@ import torch
 
 from fastvmt import ops
 from fastvmt.interfaces import GuidanceLoss, LossValue, MotionField
+from fastvmt.strategies.presets import FASTVMT
 
 __all__ = ["AMFWindowLoss", "MaskedMSELoss"]
 
@@ -20,7 +21,8 @@ def _check_same_pairs(reference: MotionField, generated: MotionField) -> None:
 
 
 class AMFWindowLoss(GuidanceLoss):
-    """``lambda_amf * L_amf + lambda_win * L_win``; the window term needs a windowed extractor.
+    """``lambda_amf * L_amf + lambda_win * L_win``; the window term needs a windowed extractor. The defaults are
+    the ``fastvmt`` preset's.
 
     Subclasses change the motion term by overriding :meth:`amf_term` (and ``amf_part``, its name in the loss
     parts); the pair check and the window term stay shared.
@@ -28,7 +30,12 @@ class AMFWindowLoss(GuidanceLoss):
 
     amf_part = "amf"
 
-    def __init__(self, lambda_amf: float = 5.0, lambda_win: float = 1.0, alpha: float = 0.2):
+    def __init__(
+        self,
+        lambda_amf: float = FASTVMT.loss.options["lambda_amf"],
+        lambda_win: float = FASTVMT.loss.options["lambda_win"],
+        alpha: float = FASTVMT.loss.options["alpha"],
+    ):
         if lambda_amf < 0 or lambda_win < 0:
             raise ValueError(f"loss weights must be >= 0, got lambda_amf={lambda_amf}, lambda_win={lambda_win}")
         self.lambda_amf, self.lambda_win, self.alpha = lambda_amf, lambda_win, alpha

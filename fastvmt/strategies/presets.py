@@ -1,10 +1,20 @@
-"""The built-in strategies: ``fastvmt`` (the paper), ``ditflow`` (the baseline on Wan), ``no_transfer``."""
+"""The built-in strategies: ``fastvmt`` (the paper), ``ditflow`` (the baseline on Wan), ``no_transfer``.
+
+This module is where their values live (docs/algorithm.md#presets): the built-in components take their
+defaults from here, and the cost model (:mod:`fastvmt.costmodel.recipes`) reads its recipes from these presets.
+"""
 
 from __future__ import annotations
 
 from fastvmt.strategies.spec import Component, Strategy
 
-__all__ = ["DITFLOW", "FASTVMT", "NO_TRANSFER", "PRESETS"]
+__all__ = ["CAPTURED_BLOCK", "DITFLOW", "FASTVMT", "GUIDED_FRACTION", "NO_TRANSFER", "PRESETS"]
+
+#: The DiT block whose self-attention Q/K the presets capture (Wan2.1's block 14 of 30 or 40).
+CAPTURED_BLOCK = 14
+
+#: Share of the denoising steps, from the first, that the presets guide.
+GUIDED_FRACTION = 0.2
 
 FASTVMT = Strategy(
     name="fastvmt",
@@ -12,7 +22,8 @@ FASTVMT = Strategy(
         "windowed_amf", {"heads": "mean_qk", "sf": 4, "tile": (3, 4), "window": 21, "tau": 1.0, "pairs": "forward"}
     ),
     loss=Component("amf_window", {"lambda_amf": 5.0, "lambda_win": 1.0, "alpha": 0.2}),
-    scheduler=Component("interval", {"every": 3, "guided_fraction": 0.2}),
+    scheduler=Component("interval", {"every": 3, "guided_fraction": GUIDED_FRACTION}),
+    block=CAPTURED_BLOCK,
     optimizer="adamw",
     inner_iterations=10,
     learning_rate=(0.003, 0.002),
@@ -20,15 +31,18 @@ FASTVMT = Strategy(
     weight_decay=0.01,
     reference="per_step",
     denoising_strength=0.75,
+    shift=7.0,
+    cfg_scale=5.8,
 )
 
-DITFLOW = Strategy(
+#: DiTFlow's guidance and optimiser on FastVMT's sampler (block, shift, CFG scale).
+DITFLOW = FASTVMT.override(
     name="ditflow",
     extractor=Component(
         "dense_amf", {"heads": "mean_logits", "sf": 4, "tau": 2.0, "pairs": "all", "reference_mode": "argmax"}
     ),
     loss=Component("masked_mse"),
-    scheduler=Component("every", {"guided_fraction": 0.2}),
+    scheduler=Component("every", {"guided_fraction": GUIDED_FRACTION}),
     optimizer="adam",
     inner_iterations=5,
     learning_rate=(0.002, 0.001),
@@ -38,6 +52,7 @@ DITFLOW = Strategy(
     denoising_strength=1.0,
 )
 
-NO_TRANSFER = Strategy(name="no_transfer", denoising_strength=0.75)
+#: FastVMT's sampler without guidance: the baseline that shows what guidance adds.
+NO_TRANSFER = FASTVMT.override(name="no_transfer", extractor=None, loss=None, scheduler=None)
 
 PRESETS = (FASTVMT, DITFLOW, NO_TRANSFER)

@@ -5,9 +5,12 @@ All are pure rules over step indices and the losses seen so far, so they are tes
 
 from __future__ import annotations
 
-from fastvmt.interfaces import GradientScheduler, InnerStep
+from collections.abc import Callable
 
-__all__ = ["EveryIteration", "Interval", "LossPlateau", "WarmupInterval", "guided_step_count"]
+from fastvmt.interfaces import GradientScheduler, InnerStep
+from fastvmt.strategies.presets import FASTVMT, GUIDED_FRACTION
+
+__all__ = ["EveryIteration", "Interval", "LossPlateau", "WarmupInterval", "computed_iterations", "guided_step_count"]
 
 
 def guided_step_count(fraction: float, num_steps: int) -> int:
@@ -17,10 +20,35 @@ def guided_step_count(fraction: float, num_steps: int) -> int:
     return max(1, round(fraction * num_steps))
 
 
-class _FirstFraction(GradientScheduler):
-    """Guides the first ``guided_fraction`` of the denoising steps (the spec's 20%)."""
+def computed_iterations(
+    scheduler: GradientScheduler,
+    outer_step: int,
+    num_outer_steps: int,
+    num_inner: int,
+    loss: Callable[[int], float] = lambda inner: 1.0,
+) -> list[int]:
+    """The inner iterations of guided step ``outer_step`` at which ``scheduler`` computes a gradient.
 
-    def __init__(self, guided_fraction: float = 0.2):
+    Drives the scheduler as the guidance loop does; ``loss(j)`` stands in for the loss of the gradient computed at
+    iteration ``j`` (the default, the same loss every time, is a plateau).
+    """
+    losses: list[float] = []
+    computed: list[int] = []
+    reused = 0
+    for inner in range(num_inner):
+        if scheduler.should_compute(InnerStep(outer_step, num_outer_steps, inner, num_inner, tuple(losses), reused)):
+            computed.append(inner)
+            losses.append(loss(inner))
+            reused = 0
+        else:
+            reused += 1
+    return computed
+
+
+class _FirstFraction(GradientScheduler):
+    """Guides the first ``guided_fraction`` of the denoising steps (default: the presets' share)."""
+
+    def __init__(self, guided_fraction: float = GUIDED_FRACTION):
         if not 0.0 <= guided_fraction <= 1.0:
             raise ValueError(f"guided_fraction must be in [0, 1], got {guided_fraction}")
         self.guided_fraction = guided_fraction
@@ -37,9 +65,9 @@ class EveryIteration(_FirstFraction):
 
 
 class Interval(_FirstFraction):
-    """Computes at iterations ``j % every == 0`` and reuses in between (FastVMT: every 3, 4 of 10 computed)."""
+    """Computes at iterations ``j % every == 0`` and reuses in between (default: the ``fastvmt`` preset's)."""
 
-    def __init__(self, every: int = 3, guided_fraction: float = 0.2):
+    def __init__(self, every: int = FASTVMT.scheduler.options["every"], guided_fraction: float = GUIDED_FRACTION):
         super().__init__(guided_fraction)
         if every < 1:
             raise ValueError(f"interval 'every' must be >= 1, got {every}")
@@ -58,7 +86,7 @@ class WarmupInterval(Interval):
     ``interval(3)``, but spends them where they matter.
     """
 
-    def __init__(self, warmup: int = 2, every: int = 4, guided_fraction: float = 0.2):
+    def __init__(self, warmup: int = 2, every: int = 4, guided_fraction: float = GUIDED_FRACTION):
         super().__init__(every, guided_fraction)
         if warmup < 1:
             raise ValueError(f"warmup must be >= 1, got {warmup}")
@@ -77,7 +105,7 @@ class LossPlateau(_FirstFraction):
     iteration recomputes, otherwise it reuses, for at most ``max_reuse`` iterations in a row.
     """
 
-    def __init__(self, rtol: float = 0.02, max_reuse: int = 3, guided_fraction: float = 0.2):
+    def __init__(self, rtol: float = 0.02, max_reuse: int = 3, guided_fraction: float = GUIDED_FRACTION):
         super().__init__(guided_fraction)
         if rtol < 0 or max_reuse < 0:
             raise ValueError(f"rtol and max_reuse must be >= 0, got {rtol}, {max_reuse}")

@@ -52,9 +52,12 @@ def _component(field_name: str, value: Any) -> Component | None:
     raise ValueError(f"{field_name} must be a component name or {{'name': ..., 'options': {{...}}}}, got {value!r}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Strategy:
-    """A motion-transfer recipe (docs/algorithm.md#presets).
+    """A motion-transfer recipe (docs/algorithm.md#presets); build one from a preset with :meth:`override`.
+
+    Every field but the components is given by name (the presets in :mod:`fastvmt.strategies.presets` hold
+    the values).
 
     Attributes:
         name: the preset's name.
@@ -77,16 +80,16 @@ class Strategy:
     extractor: Component | None = None
     loss: Component | None = None
     scheduler: Component | None = None
-    block: int = 14
-    optimizer: Literal["adamw", "adam"] = "adamw"
-    inner_iterations: int = 10
-    learning_rate: tuple[float, float] = (0.003, 0.002)
-    lr_schedule: Literal["inner", "outer"] = "inner"
-    weight_decay: float = 0.01
-    reference: Literal["per_step", "once"] = "per_step"
-    denoising_strength: float = 0.75
-    shift: float = 7.0
-    cfg_scale: float = 5.8
+    block: int
+    optimizer: Literal["adamw", "adam"]
+    inner_iterations: int
+    learning_rate: tuple[float, float]
+    lr_schedule: Literal["inner", "outer"]
+    weight_decay: float
+    reference: Literal["per_step", "once"]
+    denoising_strength: float
+    shift: float
+    cfg_scale: float
 
     def __post_init__(self) -> None:
         parts = (self.extractor, self.loss, self.scheduler)
