@@ -47,6 +47,14 @@ def test_listings_name_the_builtins():
     assert {line.split()[0] for line in strategies.splitlines()[1:]} >= {"fastvmt", "ditflow", "no_transfer"}
 
 
+def test_flow_with_model_weights_writes_pictures(tmp_path, clip_path, tiny_model_dir):
+    result = invoke("flow", clip_path, "--model-dir", tiny_model_dir, "--out", tmp_path, "--height", 48, "--width", 64,
+                    "--tile", "1x1", "--window", 3)
+    assert result.exit_code == 0, result.output
+    with imageio.get_reader(tmp_path / "colors.mp4") as reader:
+        assert reader.count_frames() == 2 and reader.get_meta_data()["fps"] == pytest.approx(16 / 4)
+
+
 @pytest.mark.slow
 def test_demo_small_writes_its_files_and_refuses_to_overwrite(tmp_path):
     result = invoke("demo", "--small", "--out", tmp_path, "--no-progress")

@@ -31,7 +31,7 @@ def test_bench_cost_table_and_errors():
     bad = runner.invoke(app, ["bench", "cost", "--backbone", "7B"])
     assert bad.exit_code == 2 and "available: 1.3B, 14B" in bad.stderr
     odd = runner.invoke(app, ["bench", "cost", "--height", "470"])
-    assert odd.exit_code == 2 and "multiples of 16" in odd.stderr
+    assert odd.exit_code == 2 and "height must be a multiple of 16 pixels, got 470; use 464 or 480" in odd.stderr
 
 
 def test_real_entry_point():

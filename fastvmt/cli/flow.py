@@ -77,25 +77,26 @@ def _features(frames, model_dir: Path | None):
     import torch
 
     from fastvmt.backbones.wan import WanBackbone
+    from fastvmt.io.frames import frames_to_tensor
 
     backbone = WanBackbone.from_pretrained(model_dir)
     backbone.geometry(*frames.shape[:3])
     with torch.no_grad():
-        video = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(127.5).sub(1)
-        latents = backbone.encode_video(video.to(backbone.device)).to(backbone.dtype)
+        latents = backbone.encode_video(frames_to_tensor(frames).to(backbone.device)).to(backbone.dtype)
         return backbone.features(latents, 0.0, backbone.encode_prompt(""), block=14)
 
 
 def _write_pictures(out: Path, video, motion) -> None:
     import imageio.v3 as iio
 
+    from fastvmt.geometry import TEMPORAL_FACTOR
     from fastvmt.io import write_video
     from fastvmt.viz import amf_frames, color_wheel_legend, frames_for_grid, side_by_side
 
     pictures = amf_frames(motion.displacement, motion.pairs, motion.grid, frames=video.frames)
     size = video.frames.shape[1]
     colors = side_by_side([pictures.colors], height=size)
-    latent_fps = video.fps / 4
+    latent_fps = video.fps / TEMPORAL_FACTOR
     out.mkdir(parents=True, exist_ok=True)
     write_video(out / "colors.mp4", colors, fps=latent_fps, overwrite=True)
     write_video(out / "arrows.mp4", pictures.arrows, fps=latent_fps, overwrite=True)

@@ -13,14 +13,12 @@ import numpy as np
 from jaxtyping import Float, Int, UInt8
 from torch import Tensor
 
+from fastvmt.geometry import TEMPORAL_FACTOR, video_frame_count
 from fastvmt.interfaces import TokenGrid
 from fastvmt.viz.arrows import draw_arrows
 from fastvmt.viz.colorwheel import flow_to_color
 
 __all__ = ["FlowFrames", "amf_frames", "consecutive_flow", "frames_for_grid"]
-
-#: Video frames per latent frame after the first (Wan's VAE: ``T = 4 (F - 1) + 1``).
-_FRAMES_PER_LATENT = 4
 
 
 def _numpy(array: np.ndarray | Tensor) -> np.ndarray:
@@ -67,13 +65,13 @@ def frames_for_grid(
     frame video, frame ``4 i`` for latent frame ``i`` (the last frame of the group the VAE folds into it)."""
     if len(frames) == num_latent_frames:
         return frames
-    expected = _FRAMES_PER_LATENT * (num_latent_frames - 1) + 1
+    expected = video_frame_count(num_latent_frames)
     if len(frames) != expected:
         raise ValueError(
             f"got {len(frames)} frames for a grid of {num_latent_frames} latent frames; give {num_latent_frames} "
             f"frames (one per latent frame) or the {expected}-frame video"
         )
-    return frames[::_FRAMES_PER_LATENT]
+    return frames[::TEMPORAL_FACTOR]
 
 
 @dataclass(frozen=True)
