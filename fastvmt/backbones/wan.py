@@ -21,7 +21,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from fastvmt.backbones.offload import OFFLOAD_CHOICES
-from fastvmt.geometry import video_geometry
+from fastvmt.geometry import SPATIAL_FACTOR, TEMPORAL_FACTOR, video_geometry
 from fastvmt.interfaces import AttentionFeatures, Backbone, VideoGeometry
 
 __all__ = ["DEFAULT_BLOCK", "WanBackbone"]
@@ -209,7 +209,8 @@ class WanBackbone(Backbone):
         if f % pf or h8 % ph or w8 % pw:
             raise ValueError(
                 f"latent size {f}x{h8}x{w8} does not divide into DiT patches {pf}x{ph}x{pw}: "
-                "use videos with 4k+1 frames and sizes that are multiples of 16"
+                f"use videos with {TEMPORAL_FACTOR}k+1 frames and sizes that are multiples of "
+                f"{SPATIAL_FACTOR * ph}x{SPATIAL_FACTOR * pw} pixels (height x width)"
             )
         return f // pf, h8 // ph, w8 // pw
 

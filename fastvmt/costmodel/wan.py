@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fastvmt.geometry import token_grid
+
 __all__ = ["WAN_CONFIGS", "Depth", "TokenCounts", "WanConfig", "backward_flops", "forward_flops", "video_tokens"]
 
 
@@ -67,12 +69,9 @@ class TokenCounts:
 
 
 def video_tokens(num_frames: int, height: int, width: int) -> TokenCounts:
-    """Token grid of a ``num_frames x height x width`` pixel video (VAE 4x temporal, 8x spatial; patch 1x2x2)."""
-    if num_frames < 1 or (num_frames - 1) % 4:
-        raise ValueError(f"Wan needs 4k+1 frames, got {num_frames}; use {4 * ((num_frames - 1) // 4) + 5} or fewer")
-    if height % 16 or width % 16 or height <= 0 or width <= 0:
-        raise ValueError(f"height and width must be positive multiples of 16, got {height}x{width}")
-    return TokenCounts((num_frames - 1) // 4 + 1, height // 16, width // 16)
+    """Token grid of a ``num_frames x height x width`` pixel video (:func:`fastvmt.geometry.token_grid`)."""
+    grid = token_grid(num_frames, height, width)
+    return TokenCounts(grid.frames, grid.height, grid.width)
 
 
 @dataclass(frozen=True)
