@@ -135,6 +135,58 @@ def test_pickle_carrying_code_is_refused_without_running_it(tmp_path):
     assert marker.read_text() == "ran"
 
 
+def test_legacy_pth_format_is_read_and_legacy_pickles_with_code_are_refused(tmp_path):
+    root = write_tiny_checkpoint(tmp_path / "tiny")
+    legacy = shutil.copytree(root, tmp_path / "legacy")  # the loaded reference maps root's files
+    for name in (checkpoint.VAE_FILE, checkpoint.TEXT_ENCODER_FILE):
+        state = torch.load(legacy / name, weights_only=True)
+        torch.save(state, legacy / name, _use_new_zipfile_serialization=False)
+    assert_same_model(load(root), load(legacy))
+
+    marker = tmp_path / "marker"
+    payload = {"encoder.conv1.weight": torch.zeros(1), "payload": Payload(marker)}
+    torch.save(payload, legacy / checkpoint.VAE_FILE, _use_new_zipfile_serialization=False)
+    with pytest.raises(checkpoint.UnsafeCheckpointError, match=r"refusing to load .*Wan2\.1_VAE\.pth"):
+        load(legacy)
+    assert not marker.exists()
+
+
+def test_tokenizer_asking_for_custom_code_is_refused_without_running_it(tmp_path):
+    root = write_tiny_checkpoint(tmp_path / "tiny")
+    tokenizer = root / checkpoint.TOKENIZER_DIR
+    marker = tmp_path / "marker"
+    (tokenizer / "evil.py").write_text(
+        f"open({str(marker)!r}, 'w').write('ran')\n"
+        "from transformers import PreTrainedTokenizerFast\n"
+        "class EvilTokenizer(PreTrainedTokenizerFast):\n    pass\n"
+    )
+    config = json.loads((tokenizer / "tokenizer_config.json").read_text())
+    config.update(tokenizer_class="EvilTokenizer", auto_map={"AutoTokenizer": [None, "evil.EvilTokenizer"]})
+    (tokenizer / "tokenizer_config.json").write_text(json.dumps(config))
+    with pytest.raises(checkpoint.UnsafeCheckpointError, match=r"tokenizer in .*umt5-xxl.*custom Python code"):
+        load(root)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("shard", ["/etc/passwd", "../outside.safetensors", "sub/../../x.safetensors", ".."])
+def test_index_naming_files_outside_the_checkpoint_is_refused_before_reading(tmp_path, shard):
+    root = write_tiny_checkpoint(tmp_path / "tiny", shards=2)
+    index = json.loads((root / checkpoint.DIT_INDEX).read_text())
+    first = next(iter(index["weight_map"]))
+    index["weight_map"][first] = shard
+    (root / checkpoint.DIT_INDEX).write_text(json.dumps(index))
+    with pytest.raises(checkpoint.UnsafeCheckpointError, match="not a file name inside"):
+        checkpoint.locate_checkpoint(root)
+
+
+@pytest.mark.parametrize("weight_map", [["a.safetensors"], {"w": 3}, "x"])
+def test_index_whose_weight_map_is_not_names_to_files_is_named(tmp_path, weight_map):
+    root = write_tiny_checkpoint(tmp_path / "tiny", shards=2)
+    (root / checkpoint.DIT_INDEX).write_text(json.dumps({"weight_map": weight_map}))
+    with pytest.raises(ValueError, match=r"safetensors\.index\.json.*weight_map"):
+        checkpoint.locate_checkpoint(root)
+
+
 def test_safetensors_is_preferred_over_pth(tmp_path):
     from safetensors.torch import save_file
 

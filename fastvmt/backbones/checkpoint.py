@@ -10,13 +10,15 @@ Layout, as Wan distributes it (``Wan-AI/Wan2.1-T2V-1.3B`` / ``-14B``)::
     config.json                                  optional: the DiT's hyper-parameters (num_heads, text_len, ...)
 
 A ``.safetensors`` file next to a ``.pth`` of the same stem (as DiffSynth-Studio converts them) is preferred.
-``.pth`` files are read with ``torch.load(weights_only=True)``: a pickle that carries code is refused.
+``.pth`` files are read with ``torch.load(weights_only=True)``: a pickle that carries code is refused. A tokenizer
+asking for custom code and an index naming shards outside the directory are refused before anything is read.
 """
 
 from __future__ import annotations
 
 import json
 import pickle
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +51,7 @@ TEXT_ENCODER_FILE = "models_t5_umt5-xxl-enc-bf16.pth"
 VAE_FILE = "Wan2.1_VAE.pth"
 TOKENIZER_DIR = "google/umt5-xxl"
 TOKENIZER_FILES = ("tokenizer.json", "spiece.model")
+TOKENIZER_CONFIG = "tokenizer_config.json"
 CONFIG_FILE = "config.json"
 
 #: Wrappers some trainers put around a state dict.
@@ -60,7 +63,8 @@ class MissingCheckpointFilesError(FileNotFoundError):
 
 
 class UnsafeCheckpointError(ValueError):
-    """A ``.pth`` file holds more than tensors (a pickle that would run code); it is not loaded."""
+    """A checkpoint would run code or read outside its directory (a pickle with code, a tokenizer with custom
+    code, an index naming files elsewhere); nothing of it is loaded."""
 
 
 def dit_shard_name(index: int, count: int) -> str:
@@ -85,14 +89,28 @@ def _prefer_safetensors(path: Path) -> Path:
     return converted if converted.is_file() else path
 
 
+def _shard_names(index: Path) -> list[str]:
+    """The shard file names an index lists: plain names inside its directory (never a path that leaves it)."""
+    try:
+        weight_map = json.loads(index.read_text())["weight_map"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{index} is not a valid safetensors index (needs a 'weight_map'): {exc}") from exc
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise ValueError(f"{index}: 'weight_map' must map tensor names to shard file names")
+    names = sorted(set(weight_map.values()))
+    for name in names:
+        if Path(name).name != name or name in ("", ".", ".."):
+            raise UnsafeCheckpointError(
+                f"{index} lists the shard {name!r}, which is not a file name inside {index.parent}; "
+                "fastvmt reads shards only from the checkpoint directory itself"
+            )
+    return names
+
+
 def _dit_files(root: Path, missing: list[str]) -> tuple[Path, ...]:
     index = root / DIT_INDEX
     if index.is_file():
-        try:
-            weight_map = json.loads(index.read_text())["weight_map"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{index} is not a valid safetensors index (needs a 'weight_map'): {exc}") from exc
-        shards = [root / name for name in sorted(set(weight_map.values()))]
+        shards = [root / name for name in _shard_names(index)]
         missing.extend(f"{shard.name} (DiT shard listed in {DIT_INDEX})" for shard in shards if not shard.is_file())
         return tuple(shards)
     if (root / DIT_SINGLE).is_file():
@@ -101,6 +119,17 @@ def _dit_files(root: Path, missing: list[str]) -> tuple[Path, ...]:
     if not shards:
         missing.append(f"{DIT_GLOB} (the DiT weights)")
     return tuple(shards)
+
+
+def _refuse_custom_code(tokenizer: Path) -> None:
+    """``UnsafeCheckpointError`` when the tokenizer's configs point transformers at Python code (``auto_map``)."""
+    for config in (tokenizer / TOKENIZER_CONFIG, tokenizer / CONFIG_FILE):
+        if config.is_file() and "auto_map" in read_config(config):
+            raise UnsafeCheckpointError(
+                f"refusing to load the tokenizer in {tokenizer}: {config.name} asks for custom Python code "
+                "('auto_map'), and fastvmt never runs code from a checkpoint; use the umT5 tokenizer as Wan "
+                "distributes it"
+            )
 
 
 def locate_checkpoint(model_dir: str | Path) -> CheckpointFiles:
@@ -128,6 +157,7 @@ def locate_checkpoint(model_dir: str | Path) -> CheckpointFiles:
             f"checkpoint directory {root} is incomplete; missing:{listing}\n"
             "It must hold a Wan2.1 text-to-video checkpoint as distributed (e.g. Wan-AI/Wan2.1-T2V-1.3B)."
         )
+    _refuse_custom_code(tokenizer)
     config = root / CONFIG_FILE
     return CheckpointFiles(root, dit, text_encoder, vae, tokenizer, config if config.is_file() else None)
 
@@ -160,8 +190,8 @@ def _read_safetensors(path: Path, dtype: torch.dtype | None, device: torch.devic
 
 
 def _read_pickle(path: Path, dtype: torch.dtype | None, device: torch.device) -> dict[str, Tensor]:
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    try:  # only the zip format (torch.save's default since 1.6) can be memory-mapped; legacy files are read
+        loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
     except pickle.UnpicklingError as exc:
         raise UnsafeCheckpointError(
             f"refusing to load {path}: it is not a plain tensor checkpoint, and loading it would run Python "

@@ -163,7 +163,10 @@ class WanBackbone(Backbone):
         arch.check_compatible(dit_config, text_config, vae_config)
         log.info("Wan DiT: %s", dit_config)
 
-        tokenizer = HuggingfaceTokenizer(name=str(files.tokenizer), seq_len=dit_config.text_len, clean="whitespace")
+        tokenizer = HuggingfaceTokenizer(  # never code from the checkpoint, never the network
+            name=str(files.tokenizer), seq_len=dit_config.text_len, clean="whitespace",
+            trust_remote_code=False, local_files_only=True,
+        )
         if len(tokenizer.tokenizer) > text_config.vocab:
             raise ValueError(
                 f"the tokenizer in {files.tokenizer} has {len(tokenizer.tokenizer)} tokens but the text encoder "
