@@ -1,4 +1,5 @@
-"""The documentation: its code examples run, the site builds without a warning, and the figures are reproducible.
+"""The documentation: its code examples run, the site builds without a warning, the figures are reproducible, and
+the code's citations of docs/algorithm.md name its sections.
 
 Python examples are the ```python blocks of README.md and docs/**/*.md, run in order, one namespace per page,
 in a temporary directory. A block right after ``<!-- not executed: REASON -->`` is skipped (it needs model
@@ -100,6 +101,75 @@ def test_figures_are_reproduced_by_their_script_and_used(tmp_path, monkeypatch):
         assert f"figures/{path.name}" in pages, f"{path.name} is not shown on any page"
 
 
+# Code and docs cite sections of the specification as ``docs/algorithm.md#dense-amf``, sometimes followed on the
+# same line by short forms (``... and #windowed-amf``).
+ALGORITHM = DOCS / "algorithm.md"
+CITING = ("fastvmt/", "tests/", "benchmarks/", "docs/", "examples/", "README.md")
+CITATION = re.compile(r"algorithm\.md#([\w-]+)")
+SHORT_CITATION = re.compile(r"(?<![\w/.#-])#([a-z][\w-]*)")
+HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t]*#*[ \t]*$", re.MULTILINE)
+EXPLICIT_ID = re.compile(r"\s*\{\s*#([\w-]+)\s*\}$")
+FENCED = re.compile(r"^```.*?^```[ \t]*$", re.MULTILINE | re.DOTALL)
+
+
+def heading_anchors(markdown: str) -> set[str]:
+    """Anchors of a page's headings: an ``{ #id }`` attribute, else the slug of Python-Markdown's toc."""
+    anchors = set()
+    for title in HEADING.findall(FENCED.sub("", markdown)):
+        explicit = EXPLICIT_ID.search(title)
+        if explicit:
+            anchors.add(explicit.group(1))
+        else:
+            slug = re.sub(r"[^\w\s-]", "", title).strip().lower()
+            anchors.add(re.sub(r"[-\s]+", "-", slug))
+    return anchors
+
+
+def algorithm_citations(text: str) -> list[str]:
+    """Anchors cited as ``docs/algorithm.md#dense-amf``, and as ``#windowed-amf`` after one on the same line."""
+    cited = []
+    for line in text.splitlines():
+        first = line.find("algorithm.md#")
+        if first >= 0:
+            cited += CITATION.findall(line) + SHORT_CITATION.findall(line[first:])
+    return cited
+
+
+def tracked_files() -> list[Path]:
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=False)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout: the tracked files are unknown")
+    names = [name for name in listed.stdout.decode().split("\0") if name]
+    return [ROOT / name for name in names if (ROOT / name).is_file()]
+
+
+def test_heading_anchors_and_citations_are_parsed_as_mkdocs_would():
+    page = "# Title\n## Dense AMF\n### AMF loss: sums\n## Where it differs { #differences }\n```text\n# x\n```\n"
+    assert heading_anchors(page) == {"title", "dense-amf", "amf-loss-sums", "differences"}
+    line = "docs/algorithm.md#dense-amf and #windowed-amf, (d) # noqa, see plugins.md#an-amf-backend"
+    assert algorithm_citations(line) == ["dense-amf", "windowed-amf"]
+
+
+def test_algorithm_citations_name_sections_of_the_specification():
+    anchors = heading_anchors(ALGORITHM.read_text())
+    cited = {}
+    for path in tracked_files():
+        name, content = str(path.relative_to(ROOT)), path.read_bytes()
+        if name.startswith(CITING) and b"\0" not in content:  # text files
+            for anchor in algorithm_citations(content.decode(errors="replace")):
+                cited.setdefault(anchor, []).append(name)
+    assert cited, "nothing cites docs/algorithm.md"
+    broken = {anchor: files for anchor, files in cited.items() if anchor not in anchors}
+    assert not broken, f"citations of docs/algorithm.md sections that do not exist: {broken}; its anchors: {anchors}"
+
+
+def test_no_tracked_file_refers_to_an_uppercase_algorithm_file():
+    """The specification is docs/algorithm.md; nothing may point at another document by that name."""
+    needle = ("ALGORITHM" + ".md").encode()
+    offenders = [str(path.relative_to(ROOT)) for path in tracked_files() if needle in path.read_bytes()]
+    assert not offenders, f"{offenders} mention {needle.decode()}; cite docs/algorithm.md instead"
+
+
 class _Links(HTMLParser):
     """``src`` of images and ``href`` of links in an HTML page."""
 
@@ -164,6 +234,11 @@ def test_site_builds_strictly_with_every_image_present(site):
             if target.scheme or target.netloc:
                 continue
             assert (page.parent / unquote(target.path)).resolve().is_file(), f"{page.relative_to(site)}: missing {src}"
+
+
+def test_algorithm_anchors_match_the_built_page(site):
+    ids = set(re.findall(r'<h[1-6] id="([^"]+)"', (site / "algorithm" / "index.html").read_text()))
+    assert heading_anchors(ALGORITHM.read_text()) == ids
 
 
 def _nav_pages(entries) -> list[str]:
