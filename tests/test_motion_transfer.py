@@ -17,6 +17,7 @@ import torch
 
 from fastvmt import ops
 from fastvmt.generation.pipeline import MotionTransferPipeline
+from fastvmt.io.frames import frames_to_tensor, tensor_to_frames
 from fastvmt.strategies.components import resolve_strategy
 from fastvmt.strategies.heads import reduce_heads
 from fastvmt.strategies.spec import Component
@@ -38,11 +39,11 @@ def translating_clip(frames=9, size=128, seed=0):
         dy, dx = (2 * s * (t // 4) for s in SHIFT_TOKENS)  # 2 latent pixels = 1 token
         latent_frame = texture[:, margin - dy : margin - dy + latent, margin - dx : margin - dx + latent]
         video.append(latent_frame.repeat_interleave(8, 1).repeat_interleave(8, 2))
-    return torch.stack(video).add(1).mul(127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return tensor_to_frames(torch.stack(video))
 
 
 def encode(backbone, frames):
-    return backbone.encode_video(torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(127.5).sub(1))
+    return backbone.encode_video(frames_to_tensor(frames))
 
 
 def flow(backbone, latents, extractor):
