@@ -11,7 +11,6 @@ from fastvmt.metrics import (  # noqa: E402
     best_match_scores,
     evaluate_motion_fidelity,
     motion_fidelity,
-    query_grid,
     tracklet_similarity,
 )
 from fastvmt.metrics.trackers.lk import LucasKanadeTracker  # noqa: E402
