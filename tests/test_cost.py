@@ -1,25 +1,31 @@
-"""The FLOP cost model against torch's FlopCounterMode, diffsynth's scheduler and the spec's counts."""
+"""The FLOP cost model against torch's FlopCounterMode, diffsynth's scheduler, the spec's counts and the presets."""
+
+import dataclasses
 
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, sdpa_flop_count
 
+from fastvmt import plugins
+from fastvmt.backbones.architecture import RELEASED_DITS, DiTConfig
 from fastvmt.costmodel import (
     RECIPES,
-    AMFConfig,
     Depth,
+    GuidanceRecipe,
     Sampling,
     TokenCounts,
-    WanConfig,
-    WAN_CONFIGS,
     amf_flops,
     backward_flops,
     forward_flops,
-    pair_count,
     run_cost,
     steps_run,
     video_tokens,
 )
+from fastvmt.interfaces import MotionExtractor
+from fastvmt.ops import frame_pairs
+from fastvmt.strategies.extractors import DenseAMFExtractor, WindowedAMFExtractor
+from fastvmt.strategies.presets import CAPTURED_BLOCK, FASTVMT, NO_TRANSFER
+from fastvmt.strategies.schedulers import guided_step_count
 
 aten = torch.ops.aten
 # CPU SDPA runs a kernel FlopCounterMode has no formula for; count it with torch's own SDPA formulas.
@@ -32,7 +38,7 @@ CPU_SDPA = {
     ),
 }
 
-TINY = WanConfig("tiny", dim=96, ffn_dim=160, heads=4, head_dim=24, layers=5, text_dim=32, text_tokens=7, freq_dim=16)
+TINY = DiTConfig(dim=96, ffn_dim=160, num_heads=4, num_layers=5, text_dim=32, text_len=7, freq_dim=16)
 
 
 class _Stop(Exception):
@@ -44,10 +50,7 @@ def tiny_wan():
     from diffsynth.models.wan_video_dit import WanModel
 
     torch.manual_seed(0)
-    model = WanModel(
-        dim=TINY.dim, in_dim=16, ffn_dim=TINY.ffn_dim, out_dim=16, text_dim=TINY.text_dim, freq_dim=TINY.freq_dim,
-        eps=1e-6, patch_size=(1, 2, 2), num_heads=TINY.heads, num_layers=TINY.layers, has_image_input=False,
-    )
+    model = WanModel(**TINY.model_kwargs())
     return model.eval().requires_grad_(False)
 
 
@@ -70,7 +73,7 @@ def _run(model, latents, hook_block=None, stop_after_block=None):
             raise _Stop
 
         handles.append(model.blocks[stop_after_block - 1].register_forward_hook(stop))
-    context = torch.randn(1, TINY.text_tokens, TINY.text_dim)
+    context = torch.randn(1, TINY.text_len, TINY.text_dim)
     try:
         out = model_fn_wan_video(dit=model, latents=latents, timestep=torch.tensor([500.0]), context=context)
     except _Stop:
@@ -116,8 +119,8 @@ def test_dense_amf_matches_flop_counter_on_reference_backend():
     q = torch.randn(f, h, w, d, generator=gen, requires_grad=True)
     k = torch.randn(f, h, w, d, generator=gen, requires_grad=True)
     pairs = torch.tensor([(i, j) for i in range(f) for j in range(f)])
-    config = WanConfig("amf", dim=d, ffn_dim=1, heads=1, head_dim=d, layers=1)
-    expected = amf_flops(AMFConfig("dense", pairs="all"), config, TokenCounts(f, h, w))
+    config = DiTConfig(dim=d, ffn_dim=1, num_heads=1, num_layers=1)
+    expected = amf_flops(DenseAMFExtractor(pairs="all"), config, TokenCounts(f, h, w))
 
     out = {}
     measured_forward = _counted(lambda: out.update(pos=ReferenceBackend().dense_positions(q, k, pairs, 0.2)))
@@ -138,12 +141,12 @@ def test_strength_semantics_follow_diffsynth_scheduler():
 def test_run_counts_follow_the_spec():
     grid = video_tokens(81, 480, 832)
     assert (grid.frames, grid.height, grid.width) == (21, 30, 52)
-    assert pair_count(21, "forward", 4) == 78
-    assert pair_count(21, "all", 4) == 441
+    assert len(frame_pairs(21, 4, "forward")) == 78
+    assert len(frame_pairs(21, 4, "all")) == 441
 
-    fastvmt = run_cost(RECIPES["fastvmt"], WAN_CONFIGS["14B"], grid)
-    release = run_cost(RECIPES["fastvmt-release"], WAN_CONFIGS["14B"], grid)
-    ditflow = run_cost(RECIPES["ditflow"], WAN_CONFIGS["14B"], grid)
+    fastvmt = run_cost(RECIPES["fastvmt"], RELEASED_DITS["14B"], grid)
+    release = run_cost(RECIPES["fastvmt-release"], RELEASED_DITS["14B"], grid)
+    ditflow = run_cost(RECIPES["ditflow"], RELEASED_DITS["14B"], grid)
     assert (fastvmt.steps, fastvmt.guided, fastvmt.gradients, fastvmt.reference_passes) == (50, 10, 40, 10)
     assert (ditflow.guided, ditflow.gradients, ditflow.reference_passes) == (10, 50, 1)
     # Early exit changes the forwards only; the backward starts from block 14's q/k in both.
@@ -155,14 +158,21 @@ def test_run_counts_follow_the_spec():
 
 
 def test_windowed_amf_is_cheaper_than_dense_and_equal_when_window_covers_frame():
-    config = WAN_CONFIGS["1.3B"]
+    config = RELEASED_DITS["1.3B"]
     grid = video_tokens(81, 480, 832)
-    dense = amf_flops(AMFConfig("dense"), config, grid)
-    windowed = amf_flops(AMFConfig("windowed"), config, grid)
+    dense = amf_flops(DenseAMFExtractor(), config, grid)
+    windowed = amf_flops(WindowedAMFExtractor(), config, grid)
     assert windowed.forward < dense.forward / 2
     small = TokenCounts(5, 6, 8)
-    covering = amf_flops(AMFConfig("windowed", tile=(1, 1), window=8), config, small)
-    assert covering.backward > amf_flops(AMFConfig("dense"), config, small).backward  # plus key means
+    covering = amf_flops(WindowedAMFExtractor(tile=(1, 1), window=9), config, small)
+    assert covering.backward > amf_flops(DenseAMFExtractor(), config, small).backward  # plus key means
+
+
+class _PluginExtractor(MotionExtractor):
+    """An extractor the cost model has no formula for."""
+
+    def extract(self, features, state=None, *, reference=False):
+        raise AssertionError("the cost model only reads an extractor's settings")
 
 
 @pytest.mark.parametrize(
@@ -171,10 +181,10 @@ def test_windowed_amf_is_cheaper_than_dense_and_equal_when_window_covers_frame()
         (lambda: video_tokens(32, 480, 832), "4k\\+1.*use 29 or 33 frames"),
         (lambda: video_tokens(33, 480, 830), "width must be a multiple of 16 pixels, got 830; use 816 or 832"),
         (lambda: forward_flops(TINY, TokenCounts(1, 2, 2), Depth.until_qk(5)), "runs past"),
-        (lambda: amf_flops(AMFConfig("windowed", tile=(4, 4)), TINY, TokenCounts(3, 30, 52)), "does not divide"),
-        (lambda: AMFConfig("dense", span=0), ">= 1"),
-        (lambda: RECIPES["fastvmt"].__class__(**{**RECIPES["fastvmt"].__dict__, "guidance_forward": "blocks:3"}),
-         "blocks:N"),
+        (lambda: amf_flops(WindowedAMFExtractor(tile=(4, 4)), TINY, TokenCounts(3, 30, 52)), "does not divide"),
+        (lambda: amf_flops(_PluginExtractor(), TINY, TokenCounts(3, 30, 52)), "dense and windowed AMF extractors"),
+        (lambda: GuidanceRecipe("early", FASTVMT, guidance_forward="blocks:3"), "blocks:N"),
+        (lambda: GuidanceRecipe("plain", NO_TRANSFER), "not guided"),
     ],
 )
 def test_bad_inputs_raise_clear_errors(call, match):
@@ -190,11 +200,7 @@ def test_formula_matches_the_project_backbone_forward():
 
     torch.manual_seed(0)
     dit = build_dit(TINY_DIT, initialize=True).eval().requires_grad_(False)
-    heads = TINY_DIT.num_heads
-    config = WanConfig(
-        "tiny-wan", dim=TINY_DIT.dim, ffn_dim=TINY_DIT.ffn_dim, heads=heads, head_dim=TINY_DIT.dim // heads,
-        layers=TINY_DIT.num_layers, text_dim=TINY_DIT.text_dim, text_tokens=24, freq_dim=TINY_DIT.freq_dim,
-    )
+    config = dataclasses.replace(TINY_DIT, text_len=24)
     grid = TokenCounts(3, 6, 8)
     latents = torch.randn(1, 16, 3, 12, 16)
     context, timestep = torch.randn(1, 24, TINY_DIT.text_dim), torch.tensor([700.0])
@@ -204,7 +210,49 @@ def test_formula_matches_the_project_backbone_forward():
 
     latents.requires_grad_(True)
     qk = {}
-    measured = _counted(lambda: qk.update(zip("qk", capture_qk(dit, latents, timestep, context, 14))))
-    assert forward_flops(config, grid, Depth.until_qk(14)) == pytest.approx(measured, rel=0.05)
+    block = CAPTURED_BLOCK
+    measured = _counted(lambda: qk.update(zip("qk", capture_qk(dit, latents, timestep, context, block))))
+    assert forward_flops(config, grid, Depth.until_qk(block)) == pytest.approx(measured, rel=0.05)
     measured = _counted(lambda: (qk["q"] * qk["k"]).sum().backward())
-    assert backward_flops(config, grid, Depth.until_qk(14)) == pytest.approx(measured, rel=0.05)
+    assert backward_flops(config, grid, Depth.until_qk(block)) == pytest.approx(measured, rel=0.05)
+
+
+@pytest.mark.parametrize("name", list(RECIPES))
+def test_recipes_read_their_values_from_the_registered_presets(name):
+    """Each recipe costs its preset as registered; overriding a preset value changes the counts it gives."""
+    recipe = RECIPES[name]
+    assert recipe.strategy == plugins.get("strategy", recipe.strategy.name)
+    config, grid = RELEASED_DITS["1.3B"], video_tokens(33, 480, 832)
+    sampling = Sampling(num_steps=20, strength_semantics="truncate")
+
+    def cost(**changes):
+        changed = dataclasses.replace(recipe, strategy=recipe.strategy.override(**changes))
+        return run_cost(changed, config, grid, sampling)
+
+    base = cost()
+    assert base.steps == int(20 * recipe.strategy.denoising_strength)
+    assert cost(denoising_strength=0.5).steps == 10
+    fraction = cost(**{"scheduler.guided_fraction": 0.5})
+    assert fraction.guided == guided_step_count(0.5, base.steps) != base.guided
+    every = cost(scheduler="every", inner_iterations=7)
+    assert every.gradients == every.guided * 7 != base.gradients
+    once, per_step = cost(reference="once"), cost(reference="per_step")
+    assert (once.reference_passes, per_step.reference_passes) == (1, base.guided)
+    early = cost(block=CAPTURED_BLOCK - 4)
+    assert early.phases["guidance backward"] == base.gradients * backward_flops(
+        config, grid, Depth.until_qk(CAPTURED_BLOCK - 4)
+    )
+    other_pairs = "forward" if recipe.strategy.extractor.options["pairs"] == "all" else "all"
+    assert cost(**{"extractor.pairs": other_pairs}).phases["AMF ops"] != base.phases["AMF ops"]
+    assert cost(cfg_scale=1.0).phases["denoising (CFG)"] * 2 == base.phases["denoising (CFG)"]
+
+
+def test_windowed_recipe_reads_the_extractor_window_and_tile():
+    config, grid = RELEASED_DITS["1.3B"], video_tokens(33, 480, 832)
+    base = run_cost(RECIPES["fastvmt"], config, grid)
+    smaller = GuidanceRecipe("small", FASTVMT.override(**{"extractor.window": 11, "extractor.tile": (5, 4)}))
+    amf = amf_flops(WindowedAMFExtractor(window=11, tile=(5, 4)), config, grid)
+    cost = run_cost(smaller, config, grid)
+    expected = cost.reference_passes * amf.reference + cost.gradients * (amf.forward + amf.backward)
+    assert cost.phases["AMF ops"] == expected
+    assert cost.phases["AMF ops"] < base.phases["AMF ops"]

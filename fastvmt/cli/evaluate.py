@@ -8,6 +8,7 @@ from typing import Any, Optional, get_args
 
 import typer
 
+from fastvmt.backbones.architecture import RELEASED_DITS
 from fastvmt.cli.app import app
 from fastvmt.cli.errors import check_choice, parse_overrides, user_errors
 
@@ -73,7 +74,7 @@ def evaluate(
 @bench_app.command("cost")
 @user_errors
 def cost(
-    backbone: list[str] = typer.Option(["1.3B", "14B"], help="Wan2.1 size(s): 1.3B, 14B."),
+    backbone: list[str] = typer.Option(list(RELEASED_DITS), help=f"Wan2.1 size(s): {', '.join(RELEASED_DITS)}."),
     frames: list[int] = typer.Option(
         [81, 32], help="Frame counts; a count that is not 4k+1 is rounded up (32 -> 33, what Wan would take)."
     ),
@@ -88,12 +89,12 @@ def cost(
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
     """FLOPs of a whole guided generation per strategy, by phase, with ratios and an H100 time floor."""
-    from fastvmt.costmodel import PHASES, RECIPES, WAN_CONFIGS, Sampling, run_cost, video_tokens
+    from fastvmt.costmodel import PHASES, RECIPES, Sampling, run_cost, video_tokens
     from fastvmt.geometry import frame_count_at_least
 
-    unknown = [name for name in backbone if name not in WAN_CONFIGS]
+    unknown = [name for name in backbone if name not in RELEASED_DITS]
     if unknown:
-        raise ValueError(f"unknown backbone {unknown[0]!r}; available: {', '.join(WAN_CONFIGS)}")
+        raise ValueError(f"unknown backbone {unknown[0]!r}; available: {', '.join(RELEASED_DITS)}")
     names = strategy or list(RECIPES)
     missing = [name for name in names if name not in RECIPES]
     if missing:
@@ -105,7 +106,7 @@ def cost(
         for asked in frames:
             valid = frame_count_at_least(asked)
             grid = video_tokens(valid, height, width)
-            costs = {name: run_cost(RECIPES[name], WAN_CONFIGS[size], grid, sampling) for name in names}
+            costs = {name: run_cost(RECIPES[name], RELEASED_DITS[size], grid, sampling) for name in names}
             for name, run in costs.items():
                 rows.append({
                     "backbone": size, "frames_asked": asked, "frames": valid, "height": height,

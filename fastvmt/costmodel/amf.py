@@ -12,53 +12,21 @@ feature width ``D``:
   (``2*S*E*2 + 2 * 2*S*E*D``) and the key means.
 
 Head reduction sets ``D``: ``mean_qk`` averages Q and K over heads (``D = head_dim``); ``mean_logits`` averages
-the logits, which is one product over the concatenated heads (``D = heads * head_dim``).
+the logits, which is one product over the concatenated heads (``D = heads * head_dim``). What is computed
+(frame pairs, span, heads, tiles, window, reference mode) is read off the extractor itself.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
-from fastvmt.costmodel.wan import TokenCounts, WanConfig
+from fastvmt.backbones.architecture import DiTConfig
+from fastvmt.costmodel.wan import TokenCounts
+from fastvmt.interfaces import MotionExtractor, TokenGrid
+from fastvmt.ops import frame_pairs
+from fastvmt.strategies.extractors import DenseAMFExtractor, WindowedAMFExtractor
 
-__all__ = ["AMFConfig", "AMFFlops", "amf_flops", "pair_count"]
-
-
-@dataclass(frozen=True)
-class AMFConfig:
-    """What an extractor computes: dense or windowed AMF over a set of frame pairs."""
-
-    kind: Literal["dense", "windowed"]
-    pairs: Literal["forward", "all"] = "forward"
-    span: int = 4
-    heads: Literal["mean_qk", "mean_logits"] = "mean_qk"
-    reference_argmax: bool = False
-    tile: tuple[int, int] = (3, 4)
-    window: int = 21
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("dense", "windowed"):
-            raise ValueError(f"AMF kind must be 'dense' or 'windowed', got {self.kind!r}")
-        if self.pairs not in ("forward", "all"):
-            raise ValueError(f"pairs must be 'forward' or 'all', got {self.pairs!r}")
-        if self.heads not in ("mean_qk", "mean_logits"):
-            raise ValueError(f"heads must be 'mean_qk' or 'mean_logits', got {self.heads!r}")
-        if self.span < 1 or self.window < 1 or min(self.tile) < 1:
-            raise ValueError("span, window and tile sizes must be >= 1")
-        if self.reference_argmax and self.kind != "dense":
-            raise ValueError("argmax reference displacement is a dense-AMF option")
-
-    def width(self, config: WanConfig) -> int:
-        """Feature width ``D`` of the logits products."""
-        return config.head_dim if self.heads == "mean_qk" else config.heads * config.head_dim
-
-
-def pair_count(frames: int, pairs: str, span: int) -> int:
-    """``N``: ``forward`` pairs ``i <= j < i + span`` (F=21, span 4: 78) or ``all`` ordered pairs (``F*F``)."""
-    if pairs == "all":
-        return frames * frames
-    return sum(min(span, frames - i) for i in range(frames))
+__all__ = ["AMFFlops", "amf_flops"]
 
 
 @dataclass(frozen=True)
@@ -70,20 +38,26 @@ class AMFFlops:
     backward: int
 
 
-def amf_flops(amf: AMFConfig, config: WanConfig, grid: TokenCounts) -> AMFFlops:
-    """FLOPs of one AMF extraction over all pairs of ``grid`` for the backbone ``config``."""
-    s, d = grid.per_frame, amf.width(config)
-    n = pair_count(grid.frames, amf.pairs, amf.span)
-    if amf.kind == "dense":
+def _width(heads: str, config: DiTConfig) -> int:
+    """Feature width ``D`` of the logits products."""
+    return config.head_dim if heads == "mean_qk" else config.num_heads * config.head_dim
+
+
+def amf_flops(extractor: MotionExtractor, config: DiTConfig, grid: TokenCounts) -> AMFFlops:
+    """FLOPs of one AMF extraction by ``extractor`` over all its frame pairs of ``grid`` on the DiT ``config``."""
+    if not isinstance(extractor, (DenseAMFExtractor, WindowedAMFExtractor)):
+        raise ValueError(f"the cost model counts the dense and windowed AMF extractors, not {type(extractor).__name__}")
+    s, d = grid.per_frame, _width(extractor.heads, config)
+    n = len(frame_pairs(grid.frames, extractor.sf, extractor.pairs))
+    if isinstance(extractor, DenseAMFExtractor):
         logits, expectation = 2 * s * s * d, 2 * s * s * 2
         forward = n * (logits + expectation)
-        reference = n * logits if amf.reference_argmax else forward
+        reference = n * logits if extractor.reference_mode == "argmax" else forward
         return AMFFlops(reference, forward, n * (expectation + 2 * logits))
-    th, tw = amf.tile
-    if grid.height % th or grid.width % tw:
-        raise ValueError(f"tile {amf.tile} does not divide the {grid.height}x{grid.width} token grid")
+    extractor.check(TokenGrid(grid.frames, grid.height, grid.width))
+    th, tw = extractor.tile
     tiles = s // (th * tw)
-    keys = min(amf.window, grid.height) * min(amf.window, grid.width)
+    keys = min(extractor.window, grid.height) * min(extractor.window, grid.width)
     coarse = 2 * tiles * s * (d + 2)
     fine = 2 * s * keys * (d + 2)
     key_means = tiles * keys * d

@@ -12,43 +12,19 @@ not counted. With ``L`` video tokens, ``C`` text tokens, width ``d``, FFN width 
 The guidance backward takes gradients w.r.t. the latents only (frozen weights): each linear layer on the token
 path costs its forward again (input gradient only), fused attention costs 5 products (scores recomputed,
 dS, dV, dQ, dK: 2.5x its forward), and nothing flows into the text or timestep embeddings.
+
+The sizes are a :class:`fastvmt.backbones.architecture.DiTConfig` (the released ones: ``RELEASED_DITS``).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+from fastvmt.backbones.architecture import DiTConfig
 from fastvmt.geometry import token_grid
 
-__all__ = ["WAN_CONFIGS", "Depth", "TokenCounts", "WanConfig", "backward_flops", "forward_flops", "video_tokens"]
-
-
-@dataclass(frozen=True)
-class WanConfig:
-    """Sizes of a Wan2.1 text-to-video DiT (docs/algorithm.md#wan-sizes)."""
-
-    name: str
-    dim: int
-    ffn_dim: int
-    heads: int
-    head_dim: int
-    layers: int
-    in_channels: int = 16
-    out_channels: int = 16
-    patch: tuple[int, int, int] = (1, 2, 2)
-    text_dim: int = 4096
-    text_tokens: int = 512
-    freq_dim: int = 256
-
-    def __post_init__(self) -> None:
-        if self.heads * self.head_dim != self.dim:
-            raise ValueError(f"{self.name}: heads * head_dim must equal dim, got {self.heads}*{self.head_dim}")
-
-
-WAN_CONFIGS = {
-    "1.3B": WanConfig("Wan2.1-T2V-1.3B", dim=1536, ffn_dim=8960, heads=12, head_dim=128, layers=30),
-    "14B": WanConfig("Wan2.1-T2V-14B", dim=5120, ffn_dim=13824, heads=40, head_dim=128, layers=40),
-}
+__all__ = ["Depth", "TokenCounts", "backward_flops", "forward_flops", "video_tokens"]
 
 
 @dataclass(frozen=True)
@@ -91,9 +67,9 @@ class Depth:
             raise ValueError("a pass ends either with the head or at the next block's q/k/v, not both")
 
     @classmethod
-    def full(cls, config: WanConfig) -> Depth:
+    def full(cls, config: DiTConfig) -> Depth:
         """Every block and the head: a denoising velocity."""
-        return cls(config.layers, head=True)
+        return cls(config.num_layers, head=True)
 
     @classmethod
     def until_qk(cls, block: int) -> Depth:
@@ -102,13 +78,13 @@ class Depth:
 
     @classmethod
     def through_blocks(cls, blocks: int) -> Depth:
-        """The first ``blocks`` blocks, no head (the official release's guidance forward: 20 blocks)."""
+        """The first ``blocks`` blocks, no head (the official release's guidance forward)."""
         return cls(blocks)
 
-    def check(self, config: WanConfig) -> None:
-        limit = config.layers - 1 if self.stop_at_qkv else config.layers
+    def check(self, config: DiTConfig) -> None:
+        limit = config.num_layers - 1 if self.stop_at_qkv else config.num_layers
         if self.blocks > limit:
-            raise ValueError(f"{config.name} has {config.layers} blocks; {self} runs past them")
+            raise ValueError(f"the DiT has {config.num_layers} blocks; {self} runs past them")
 
 
 def _linear(tokens: int, fan_in: int, fan_out: int) -> int:
@@ -119,43 +95,46 @@ def _attention(queries: int, keys: int, width: int) -> int:
     return 2 * 2 * queries * keys * width
 
 
-def _block_forward(config: WanConfig, tokens: int) -> int:
-    d, c = config.dim, config.text_tokens
+def _block_forward(config: DiTConfig, tokens: int) -> int:
+    d, c = config.dim, config.text_len
     self_attention = 4 * _linear(tokens, d, d) + _attention(tokens, tokens, d)
     cross_attention = 2 * _linear(tokens, d, d) + 2 * _linear(c, d, d) + _attention(tokens, c, d)
     return self_attention + cross_attention + 2 * _linear(tokens, d, config.ffn_dim)
 
 
-def _block_backward(config: WanConfig, tokens: int) -> int:
-    d, c = config.dim, config.text_tokens
+def _block_backward(config: DiTConfig, tokens: int) -> int:
+    d, c = config.dim, config.text_len
     self_attention = 4 * _linear(tokens, d, d) + 5 * _attention(tokens, tokens, d) // 2
     cross_attention = 2 * _linear(tokens, d, d) + 5 * _attention(tokens, c, d) // 2
     return self_attention + cross_attention + 2 * _linear(tokens, d, config.ffn_dim)
 
 
-def _patch_embedding(config: WanConfig, tokens: int) -> int:
-    kernel = config.patch[0] * config.patch[1] * config.patch[2]
-    return _linear(tokens, config.in_channels * kernel, config.dim)
+def _patch_embedding(config: DiTConfig, tokens: int) -> int:
+    return _linear(tokens, config.in_dim * math.prod(config.patch_size), config.dim)
 
 
-def forward_flops(config: WanConfig, grid: TokenCounts, depth: Depth) -> int:
+def _head(config: DiTConfig, tokens: int) -> int:
+    return _linear(tokens, config.dim, config.out_dim * math.prod(config.patch_size))
+
+
+def forward_flops(config: DiTConfig, grid: TokenCounts, depth: Depth) -> int:
     """FLOPs of one forward pass of batch 1 up to ``depth`` (timestep, text and patch embeddings included)."""
     depth.check(config)
     d, n = config.dim, grid.total
     embeddings = (
         _linear(1, config.freq_dim, d) + _linear(1, d, d) + _linear(1, d, 6 * d)  # timestep MLP + modulation
-        + _linear(config.text_tokens, config.text_dim, d) + _linear(config.text_tokens, d, d)  # text MLP
+        + _linear(config.text_len, config.text_dim, d) + _linear(config.text_len, d, d)  # text MLP
         + _patch_embedding(config, n)
     )
     total = embeddings + depth.blocks * _block_forward(config, n)
     if depth.head:
-        total += _linear(n, d, config.out_channels * config.patch[0] * config.patch[1] * config.patch[2])
+        total += _head(config, n)
     if depth.stop_at_qkv:
         total += 3 * _linear(n, d, d)
     return total
 
 
-def backward_flops(config: WanConfig, grid: TokenCounts, depth: Depth) -> int:
+def backward_flops(config: DiTConfig, grid: TokenCounts, depth: Depth) -> int:
     """FLOPs of the gradient w.r.t. the latents of a scalar of ``depth``'s output (frozen weights).
 
     For ``Depth.until_qk(b)`` the scalar depends on block ``b``'s q and k (not v): their projections, blocks
@@ -165,7 +144,7 @@ def backward_flops(config: WanConfig, grid: TokenCounts, depth: Depth) -> int:
     d, n = config.dim, grid.total
     total = _patch_embedding(config, n) + depth.blocks * _block_backward(config, n)
     if depth.head:
-        total += _linear(n, d, config.out_channels * config.patch[0] * config.patch[1] * config.patch[2])
+        total += _head(config, n)
     if depth.stop_at_qkv:
         total += 2 * _linear(n, d, d)
     return total

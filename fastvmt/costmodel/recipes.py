@@ -1,0 +1,122 @@
+"""What the cost model counts of a guided strategy, read from the strategy itself.
+
+A :class:`GuidanceRecipe` is a :class:`~fastvmt.strategies.spec.Strategy`, whose components are built from the
+registry as a pipeline builds them (the scheduler says which steps are guided and which inner iterations compute
+a gradient, the extractor what AMF is computed), plus the one thing a strategy does not say: how far its guidance
+and reference forwards run. This package stops at the captured block's q/k (``"early_exit"``); the official
+FastVMT code runs ``RELEASE_GUIDANCE_BLOCKS`` full blocks (``"blocks:N"``); DiTFlow's own code runs the whole DiT
+(``"full"``). ``RECIPES`` are the presets costed those ways.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from fastvmt.backbones.architecture import DiTConfig
+from fastvmt.costmodel.wan import Depth
+from fastvmt.strategies.components import Components, build_components
+from fastvmt.strategies.presets import DITFLOW, FASTVMT
+from fastvmt.strategies.schedulers import computed_iterations
+from fastvmt.strategies.spec import Component, Strategy
+
+__all__ = ["RECIPES", "RELEASE_GUIDANCE_BLOCKS", "GuidanceRecipe"]
+
+#: Full DiT blocks the official FastVMT release runs in a guidance forward, for the same block's features.
+RELEASE_GUIDANCE_BLOCKS = 20
+
+
+def _describe(component: Component) -> str:
+    options = ", ".join(f"{key}={value}" for key, value in component.options.items())
+    return f"{component.name}({options})"
+
+
+@dataclass(frozen=True)
+class GuidanceRecipe:
+    """A guided strategy and how far its guidance forward runs (``"early_exit"``, ``"full"`` or ``"blocks:N"``).
+
+    The backward always starts from the captured block's q/k. ``note`` says whose code runs the recipe.
+    """
+
+    name: str
+    strategy: Strategy
+    guidance_forward: str = "early_exit"
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.strategy.guided:
+            raise ValueError(f"{self.name}: strategy {self.strategy.name!r} is not guided (its cost is the denoising)")
+        self._forward_blocks()
+
+    @cached_property
+    def components(self) -> Components:
+        """The strategy's extractor, loss and scheduler, built from the registry."""
+        return build_components(self.strategy)
+
+    def guided_steps(self, num_steps: int) -> list[int]:
+        """The steps of ``num_steps`` the scheduler guides."""
+        return [k for k in range(num_steps) if self.components.scheduler.is_guided(k, num_steps)]
+
+    def gradients(self, step: int, num_steps: int) -> int:
+        """Gradients computed in guided step ``step`` (a scheduler that reads the losses sees a plateau)."""
+        scheduler = self.components.scheduler
+        return len(computed_iterations(scheduler, step, num_steps, self.strategy.inner_iterations))
+
+    def reference_passes(self, guided: int) -> int:
+        """Reference feature extractions for ``guided`` guided steps: one each, or one in all (``"once"``)."""
+        if self.strategy.reference == "per_step":
+            return guided
+        return min(guided, 1)
+
+    @property
+    def velocity_passes(self) -> int:
+        """DiT passes per denoising velocity: two with classifier-free guidance (``cfg_scale != 1``)."""
+        return 1 if self.strategy.cfg_scale == 1.0 else 2
+
+    def _forward_blocks(self) -> int | None:
+        """``N`` of ``"blocks:N"``, ``None`` for the other forms; ``ValueError`` for anything else."""
+        if self.guidance_forward in ("early_exit", "full"):
+            return None
+        prefix, _, count = self.guidance_forward.partition(":")
+        if prefix != "blocks" or not count.isdigit() or int(count) <= self.strategy.block:
+            raise ValueError(
+                f"{self.name}: guidance_forward must be 'early_exit', 'full' or 'blocks:N' with N > block "
+                f"({self.strategy.block}), got {self.guidance_forward!r}"
+            )
+        return int(count)
+
+    def forward_depth(self, config: DiTConfig) -> Depth:
+        """How far the guidance and reference forwards run on ``config``."""
+        blocks = self._forward_blocks()
+        if blocks is not None:
+            return Depth.through_blocks(blocks)
+        return Depth.full(config) if self.guidance_forward == "full" else Depth.until_qk(self.strategy.block)
+
+    @property
+    def summary(self) -> str:
+        """One line: the components, iterations, reference mode and guidance forward."""
+        strategy, blocks = self.strategy, self._forward_blocks()
+        if blocks is not None:
+            forward = f"guidance forward through {blocks} blocks"
+        elif self.guidance_forward == "full":
+            forward = "guidance forward through the whole DiT"
+        else:
+            forward = f"early exit at block {strategy.block}'s q/k"
+        text = (
+            f"{_describe(strategy.extractor)}, {strategy.inner_iterations} iterations with "
+            f"{_describe(strategy.scheduler)}, reference {strategy.reference}, {forward}"
+        )
+        return f"{text} ({self.note})" if self.note else text
+
+
+RECIPES = {
+    recipe.name: recipe
+    for recipe in (
+        GuidanceRecipe("ditflow", DITFLOW),
+        GuidanceRecipe("ditflow-fullpass", DITFLOW, guidance_forward="full", note="DiTFlow's own code"),
+        GuidanceRecipe(
+            "fastvmt-release", FASTVMT, guidance_forward=f"blocks:{RELEASE_GUIDANCE_BLOCKS}", note="the official code"
+        ),
+        GuidanceRecipe("fastvmt", FASTVMT),
+    )
+}
