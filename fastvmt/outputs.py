@@ -18,9 +18,13 @@ def refuse_overwrite(paths: Iterable[Path], overwrite: bool) -> None:
 
 
 def write_json(path: Path, data: Any) -> Path:
-    """Write ``data`` as indented JSON atomically: a temporary file beside ``path``, then a rename."""
+    """Write ``data`` as indented JSON atomically: a temporary file beside ``path``, then a rename; an error or
+    an interruption leaves ``path`` as it was and no temporary file."""
     path = Path(path)
     partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    partial.replace(path)
+    try:
+        partial.write_text(json.dumps(data, indent=2, default=str) + "\n")
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
     return path
