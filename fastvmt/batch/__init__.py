@@ -9,7 +9,7 @@ from fastvmt.batch.executors import Executor, LocalExecutor
 from fastvmt.batch.manifest import Job, ManifestError, job_id, read_manifest
 from fastvmt.batch.results import JobOutcome, JobPaths
 from fastvmt.batch.runner import SUMMARY_FILE, load_jobs, run_batch
-from fastvmt.batch.settings import BatchSettings, job_strategy
+from fastvmt.batch.settings import BatchSettings
 from fastvmt.batch.summary import BatchSummary
 
 __all__ = [
@@ -24,7 +24,6 @@ __all__ = [
     "ManifestError",
     "RayExecutor",
     "job_id",
-    "job_strategy",
     "load_jobs",
     "read_manifest",
     "run_batch",

@@ -16,9 +16,11 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from fastvmt.transfer_run import TransferJob
 
 __all__ = ["FIELDS", "Job", "ManifestError", "RESERVED_IDS", "job_id", "read_manifest"]
 
@@ -40,17 +42,13 @@ class ManifestError(ValueError):
     """A manifest with bad lines; the message lists each one with its line number."""
 
 
-@dataclass(frozen=True)
-class Job:
-    """One (reference, prompt) run of a batch. ``reference`` is absolute; ``line`` is 1-based."""
+@dataclass(frozen=True, kw_only=True)
+class Job(TransferJob):
+    """One (reference, prompt) run of a batch, named ``id``, from line ``line`` (1-based) of its manifest;
+    ``reference`` is absolute."""
 
     id: str
-    reference: str
-    prompt: str
     line: int
-    strategy: str | None = None
-    overrides: Mapping[str, Any] = field(default_factory=dict)
-    seed: int | None = None
 
 
 def job_id(entry: Mapping[str, Any]) -> str:

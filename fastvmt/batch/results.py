@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from fastvmt.outputs import write_json
+from fastvmt.transfer_run import sidecar_path
 
 __all__ = ["JobOutcome", "JobPaths", "Status", "failure", "worker_name"]
 
@@ -38,7 +39,7 @@ class JobPaths:
 
     @property
     def sidecar(self) -> Path:
-        return self.folder / "output.json"
+        return sidecar_path(self.video)
 
     @property
     def error(self) -> Path:

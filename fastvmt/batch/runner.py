@@ -17,7 +17,7 @@ from pathlib import Path
 from fastvmt.batch.executors.base import Executor
 from fastvmt.batch.manifest import Job, read_manifest
 from fastvmt.batch.results import JobOutcome, JobPaths
-from fastvmt.batch.settings import BatchSettings, job_strategy
+from fastvmt.batch.settings import BatchSettings
 from fastvmt.batch.summary import BatchSummary
 
 __all__ = ["SUMMARY_FILE", "load_jobs", "run_batch"]
@@ -38,7 +38,7 @@ def load_jobs(manifest: str | Path, settings: BatchSettings) -> list[Job]:
         ManifestError: all bad lines at once; ValueError etc. for a bad setting.
     """
     settings.check()
-    return read_manifest(manifest, check=lambda job: job_strategy(settings, job))
+    return read_manifest(manifest, check=settings.job_strategy)
 
 
 def _skipped(paths: JobPaths) -> JobOutcome:

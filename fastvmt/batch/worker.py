@@ -13,7 +13,8 @@ from typing import Any
 
 from fastvmt.batch.manifest import Job
 from fastvmt.batch.results import JobOutcome, JobPaths, failure, worker_name
-from fastvmt.batch.settings import BatchSettings, job_strategy
+from fastvmt.batch.settings import BatchSettings
+from fastvmt.transfer_run import prepare_transfer
 
 __all__ = ["JobWorker"]
 
@@ -30,27 +31,21 @@ class JobWorker:
         global _MODEL_LOADS
         import torch
 
-        from fastvmt import plugins
-
         if settings.threads is not None:
             torch.set_num_threads(settings.threads)
         self.settings = settings
         self.name = worker_name()
         start = time.perf_counter()
-        self.backbone = plugins.get("backbone", "wan").from_pretrained(settings.model_dir,
-                                                                      **settings.backbone_options())
+        self.backbone = settings.load_backbone()
         _MODEL_LOADS += 1
         log.info("worker %s loaded %s in %.1f s", self.name, settings.model_dir, time.perf_counter() - start)
         self._pipelines: dict[Any, Any] = {}
 
     def _pipeline(self, job: Job):
-        from fastvmt.generation.pipeline import MotionTransferPipeline
-
-        strategy = job_strategy(self.settings, job)
+        strategy = self.settings.job_strategy(job)
         key = repr(strategy.to_dict())
         if key not in self._pipelines:
-            backend = None if self.settings.backend == "auto" else self.settings.backend
-            self._pipelines[key] = MotionTransferPipeline(self.backbone, strategy, backend)
+            self._pipelines[key] = self.settings.pipeline(self.backbone, strategy)
         return self._pipelines[key]
 
     def run(self, job: Job, out_dir: str | Path) -> JobOutcome:
@@ -67,27 +62,11 @@ class JobWorker:
         return JobOutcome(job.id, "done", time.perf_counter() - start, None, self.name, _MODEL_LOADS, metrics)
 
     def _generate(self, job: Job, paths: JobPaths) -> dict[str, Any]:
-        from fastvmt.io import read_video, write_video
-        from fastvmt.outputs import write_json
-        from fastvmt.generation.pipeline import DEFAULT_NEGATIVE_PROMPT
-
-        settings = self.settings
-        video = read_video(job.reference, num_frames=settings.num_frames, height=settings.height,
-                           width=settings.width)
-        pipe = self._pipeline(job)
-        result = pipe(
-            video.frames, job.prompt, negative_prompt=settings.negative_prompt or DEFAULT_NEGATIVE_PROMPT,
-            num_inference_steps=settings.num_inference_steps, denoising_strength=settings.denoising_strength,
-            cfg_scale=settings.cfg_scale, seed=settings.seed if job.seed is None else job.seed,
-            progress=settings.progress,
-        )
-        metrics = _motion_fidelity(video.frames, result.frames) if settings.metrics else {}
-        result.report.config.update(reference=job.reference, model_dir=settings.model_dir)
         paths.folder.mkdir(parents=True, exist_ok=True)
-        write_video(paths.video, result.frames, fps=video.fps, overwrite=True)  # a rerun replaces a stray video
-        sidecar = {**result.report.to_dict(), "job": {"id": job.id, "line": job.line, "worker": self.name},
-                   "metrics": metrics}
-        write_json(paths.sidecar, sidecar)  # last: its presence marks the job finished
+        transfer = prepare_transfer(job, self.settings, paths.video, overwrite=True)  # a rerun replaces a stray video
+        result = transfer.run(self._pipeline(job))
+        metrics = _motion_fidelity(transfer.reference.frames, result.frames) if self.settings.metrics else {}
+        transfer.write(result, job={"id": job.id, "line": job.line, "worker": self.name}, metrics=metrics)
         return metrics
 
 

@@ -1,0 +1,232 @@
+"""One motion transfer from files to files: what ``fastvmt transfer`` runs, and each job of ``fastvmt batch``.
+
+:class:`TransferSettings` is what runs share (model, video size, sampling options, default strategy); a
+:class:`TransferJob` is what one run generates. The steps, in this order so that bad input fails before any
+model work:
+
+1. :func:`prepare_transfer` checks the output paths and reads the reference fitted to the settings' size and
+   frame count;
+2. :meth:`PreparedTransfer.run` samples with a pipeline (:meth:`TransferSettings.load_backbone`,
+   :meth:`TransferSettings.pipeline`);
+3. :meth:`PreparedTransfer.write` writes the MP4, then its JSON sidecar, each atomically.
+
+:func:`replay_options` reads a sidecar back: ``fastvmt transfer --config`` replays it.
+
+>>> settings = TransferSettings(model_dir="Wan2.1-T2V-1.3B").check()  # doctest: +SKIP
+>>> job = TransferJob("dog.mp4", "a fox runs through snow")  # doctest: +SKIP
+>>> transfer = prepare_transfer(job, settings, "fox.mp4")  # doctest: +SKIP
+>>> pipeline = settings.pipeline(settings.load_backbone(), settings.job_strategy(job))  # doctest: +SKIP
+>>> transfer.write(transfer.run(pipeline))  # fox.mp4 and fox.json  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fastvmt.outputs import refuse_overwrite, write_json
+
+if TYPE_CHECKING:
+    from fastvmt.generation.pipeline import MotionTransferPipeline, TransferResult
+    from fastvmt.interfaces import Backbone
+    from fastvmt.io import Video
+    from fastvmt.strategies.spec import Strategy
+
+__all__ = [
+    "DTYPES",
+    "PreparedTransfer",
+    "TransferJob",
+    "TransferSettings",
+    "prepare_transfer",
+    "replay_options",
+    "sidecar_path",
+]
+
+#: Model dtypes by name.
+DTYPES = ("bfloat16", "float16", "float32")
+#: The registered backbone a run loads from ``model_dir``.
+BACKBONE = "wan"
+
+
+def sidecar_path(video: str | Path) -> Path:
+    """Where a run's JSON sidecar sits: beside its video, same stem."""
+    return Path(video).with_suffix(".json")
+
+
+@dataclass(frozen=True)
+class TransferJob:
+    """What one run generates: ``prompt``, with the motion of ``reference``. ``seed`` and ``strategy`` (a preset
+    name) replace the settings' when given; ``overrides`` apply on top of the settings' own."""
+
+    reference: str | Path
+    prompt: str
+    seed: int | None = None
+    strategy: str | None = None
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TransferSettings:
+    """What runs share; picklable, so a Ray worker gets them as they are.
+
+    ``strategy`` is a preset name or a strategy's ``to_dict()`` (a replayed sidecar's), with ``overrides``
+    applied; ``seed`` is the seed of jobs without one; ``backend`` ``"auto"`` lets each op choose.
+    ``denoising_strength`` and ``cfg_scale`` default to the strategy's, ``negative_prompt`` to Wan's.
+    ``offload`` keeps the weights in CPU memory between uses (low-VRAM GPUs).
+    """
+
+    model_dir: str | Path
+    num_frames: int = 81
+    height: int = 480
+    width: int = 832
+    num_inference_steps: int = 50
+    seed: int = 42
+    strategy: str | Mapping[str, Any] = "fastvmt"
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    backend: str = "auto"
+    denoising_strength: float | None = None
+    cfg_scale: float | None = None
+    negative_prompt: str | None = None
+    dtype: str = "bfloat16"
+    device: str | None = None
+    offload: bool = False
+    progress: bool = False
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> TransferSettings:
+        """The settings among ``options`` (keys that are not fields, e.g. a sidecar's prompt, are left out)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in options.items() if key in names})
+
+    def check(self) -> TransferSettings:
+        """Fail on a bad option (size, frame count, steps, dtype, backend, missing model folder) before any
+        work; returns self."""
+        from fastvmt import plugins
+        from fastvmt.io.checks import check_num_frames, check_size
+
+        check_num_frames(self.num_frames)
+        check_size("height", self.height)
+        check_size("width", self.width)
+        if self.num_inference_steps < 1:
+            raise ValueError(f"the number of steps must be at least 1, got {self.num_inference_steps}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.backend != "auto":
+            plugins.get("backend", self.backend)
+        if not Path(self.model_dir).is_dir():
+            raise NotADirectoryError(
+                f"model directory {self.model_dir} does not exist (download Wan2.1-T2V weights there)"
+            )
+        return self
+
+    def job_strategy(self, job: TransferJob) -> Strategy:
+        """The job's preset (or these settings' strategy) with these settings' overrides, then the job's; its
+        components are built once, so an unknown name or option raises ``LookupError``/``ValueError`` here."""
+        from fastvmt.strategies.components import build_components, resolve_strategy
+        from fastvmt.strategies.spec import Strategy
+
+        base = job.strategy or self.strategy
+        strategy = resolve_strategy(Strategy.from_dict(base) if isinstance(base, Mapping) else base,
+                                    {**self.overrides, **job.overrides})
+        build_components(strategy)
+        return strategy
+
+    def load_backbone(self) -> Backbone:
+        """The backbone of ``model_dir`` in these settings' dtype, device and offloading."""
+        import torch
+
+        from fastvmt import plugins
+        from fastvmt.backbones.offload import OFFLOAD_TO_CPU
+
+        offload = OFFLOAD_TO_CPU if self.offload else None
+        options: dict[str, Any] = {"dtype": getattr(torch, self.dtype), "offload": offload}
+        if self.device is not None:
+            options["device"] = self.device
+        return plugins.get("backbone", BACKBONE).from_pretrained(self.model_dir, **options)
+
+    def pipeline(self, backbone: Backbone, strategy: Strategy) -> MotionTransferPipeline:
+        """A pipeline running ``strategy`` on ``backbone`` with these settings' AMF backend."""
+        from fastvmt.generation.pipeline import MotionTransferPipeline
+
+        return MotionTransferPipeline(backbone, strategy, None if self.backend == "auto" else self.backend)
+
+
+@dataclass(frozen=True)
+class PreparedTransfer:
+    """A run whose outputs are checked and whose reference is read: only the model work is left."""
+
+    job: TransferJob
+    settings: TransferSettings
+    out: Path
+    overwrite: bool
+    reference: Video
+
+    @property
+    def sidecar(self) -> Path:
+        return sidecar_path(self.out)
+
+    def run(self, pipeline: MotionTransferPipeline) -> TransferResult:
+        """Generate the video. The report's config also records the reference and the model folder, so that the
+        sidecar replays the run."""
+        from fastvmt.generation.pipeline import DEFAULT_NEGATIVE_PROMPT
+
+        job, settings = self.job, self.settings
+        result = pipeline(
+            self.reference.frames, job.prompt, negative_prompt=settings.negative_prompt or DEFAULT_NEGATIVE_PROMPT,
+            num_inference_steps=settings.num_inference_steps, denoising_strength=settings.denoising_strength,
+            cfg_scale=settings.cfg_scale, seed=settings.seed if job.seed is None else job.seed,
+            progress=settings.progress,
+        )
+        result.report.config.update(reference=str(job.reference), model_dir=str(settings.model_dir))
+        return result
+
+    def write(self, result: TransferResult, **sections: Any) -> None:
+        """Write the MP4 at the reference's frame rate, then the sidecar: the report, plus ``sections`` as extra
+        top-level keys. Each goes to a hidden file renamed into place, the sidecar last, and a sidecar that
+        fails (or Ctrl-C) takes the new video with it: a run leaves both files or neither."""
+        from fastvmt.io import write_video
+
+        write_video(self.out, result.frames, fps=self.reference.fps, overwrite=self.overwrite)
+        try:
+            write_json(self.sidecar, {**result.report.to_dict(), **sections})
+        except BaseException:
+            self.out.unlink(missing_ok=True)
+            raise
+
+
+def prepare_transfer(job: TransferJob, settings: TransferSettings, out: str | Path, *,
+                     overwrite: bool = False) -> PreparedTransfer:
+    """Check the outputs (``out``, an MP4, and its sidecar) and read the job's reference fitted to the settings'
+    size and frame count, before any model work.
+
+    Raises:
+        FileExistsError: an output exists and ``overwrite`` is false.
+        VideoError: a bad output path; a reference that is missing, unreadable or too short.
+    """
+    from fastvmt.io import check_output_path, read_video
+
+    out = check_output_path(out, overwrite=overwrite)
+    refuse_overwrite([sidecar_path(out)], overwrite)
+    reference = read_video(job.reference, num_frames=settings.num_frames, height=settings.height,
+                           width=settings.width)
+    return PreparedTransfer(job, settings, out, overwrite, reference)
+
+
+def replay_options(sidecar: str | Path) -> dict[str, Any]:
+    """What a run's sidecar records: its settings (see :meth:`TransferSettings.from_options`), ``seed``,
+    ``reference`` and ``prompt``.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: the file is not a run's sidecar.
+    """
+    try:
+        record = json.loads(Path(sidecar).read_text())
+        return {**record["config"], "seed": record["seed"]}
+    except FileNotFoundError:
+        raise FileNotFoundError(f"config file {sidecar} does not exist") from None
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ValueError(f"{sidecar} is not a fastvmt run sidecar ({exc})") from None
