@@ -1,17 +1,11 @@
 """Batch manifests: every bad line reported at once with its number, before any model loads; stable ids."""
 
-import json
-
 import pytest
 from typer.testing import CliRunner
 
 from fastvmt.batch import BatchSettings, ManifestError, job_id, load_jobs, read_manifest
 from fastvmt.cli import app
-
-
-def write_manifest(path, lines):
-    path.write_text("".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines))
-    return path
+from tests.support.batch_inputs import write_manifest
 
 
 @pytest.fixture

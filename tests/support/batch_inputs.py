@@ -25,6 +25,7 @@ def clips(tmp_path_factory):
     return folder
 
 
-def write_manifest(path, entries):
-    path.write_text("".join(json.dumps(entry) + "\n" for entry in entries))
+def write_manifest(path, lines):
+    """One line per item: a dict as JSON, a string as it is (broken JSON, blank lines)."""
+    path.write_text("".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines))
     return path
