@@ -110,9 +110,8 @@ def test_load_plugins_env_restricts_entry_points(fake_dist, fresh_plugins, monke
     assert "reference" in fresh_plugins.names("backend")  # built-ins always load
 
 
-def test_duplicate_name_fails_naming_both_plugins(tmp_path, monkeypatch, fresh_plugins):
-    write_distribution(
-        tmp_path,
+BAD_REGISTRATIONS = {
+    "dupe": (
         """
         import fastvmt
         from fastvmt.backends.reference import ReferenceBackend
@@ -121,19 +120,9 @@ def test_duplicate_name_fails_naming_both_plugins(tmp_path, monkeypatch, fresh_p
         def fastvmt_register_backends(register):
             register("reference", ReferenceBackend)
         """,
-        dist="dupe",
-        entry="dupe",
-        module="dupe_mod",
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    already = r"plugin 'dupe'.*'reference'.*already registered by plugin 'fastvmt.backends.plugin'"
-    with pytest.raises(PluginError, match=already):
-        fresh_plugins.registry()
-
-
-def test_wrong_type_fails_naming_the_plugin(tmp_path, monkeypatch, fresh_plugins):
-    write_distribution(
-        tmp_path,
+        r"plugin 'dupe'.*'reference'.*already registered by plugin 'fastvmt.backends.plugin'",
+    ),
+    "wrongtype": (
         """
         import fastvmt
 
@@ -141,12 +130,17 @@ def test_wrong_type_fails_naming_the_plugin(tmp_path, monkeypatch, fresh_plugins
         def fastvmt_register_losses(register):
             register("not_a_loss", dict)
         """,
-        dist="wrongtype",
-        entry="wrongtype",
-        module="wrongtype_mod",
-    )
+        r"plugin 'wrongtype'.*not_a_loss.*subclass of GuidanceLoss",
+    ),
+}
+
+
+@pytest.mark.parametrize("plugin", BAD_REGISTRATIONS)
+def test_a_bad_registration_fails_naming_the_plugin(tmp_path, monkeypatch, fresh_plugins, plugin):
+    source, message = BAD_REGISTRATIONS[plugin]
+    write_distribution(tmp_path, source, dist=plugin, entry=plugin, module=f"{plugin}_mod")
     monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.raises(PluginError, match=r"plugin 'wrongtype'.*not_a_loss.*subclass of GuidanceLoss"):
+    with pytest.raises(PluginError, match=message):
         fresh_plugins.registry()
 
 
