@@ -256,3 +256,4 @@ def test_windowed_recipe_reads_the_extractor_window_and_tile():
     expected = cost.reference_passes * amf.reference + cost.gradients * (amf.forward + amf.backward)
     assert cost.phases["AMF ops"] == expected
     assert cost.phases["AMF ops"] < base.phases["AMF ops"]
+    assert "window=11" in smaller.summary and "window=21" in RECIPES["fastvmt"].summary

@@ -15,6 +15,11 @@ def test_option_override_keeps_other_options_and_the_preset_unchanged():
     assert FASTVMT.extractor.options["window"] == 21
 
 
+def test_component_reads_as_its_name_and_options():
+    assert str(Component("interval", {"every": 3, "guided_fraction": 0.2})) == "interval(every=3,guided_fraction=0.2)"
+    assert str(Component("masked_mse")) == "masked_mse()"
+
+
 def test_component_swapped_by_name_then_configured():
     changed = FASTVMT.override(scheduler="every", **{"scheduler.guided_fraction": 0.3})
     assert changed.scheduler == Component("every", {"guided_fraction": 0.3})

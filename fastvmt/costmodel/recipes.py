@@ -18,17 +18,12 @@ from fastvmt.costmodel.wan import Depth
 from fastvmt.strategies.components import Components, build_components
 from fastvmt.strategies.presets import DITFLOW, FASTVMT
 from fastvmt.strategies.schedulers import computed_iterations
-from fastvmt.strategies.spec import Component, Strategy
+from fastvmt.strategies.spec import Strategy
 
 __all__ = ["RECIPES", "RELEASE_GUIDANCE_BLOCKS", "GuidanceRecipe"]
 
 #: Full DiT blocks the official FastVMT release runs in a guidance forward, for the same block's features.
 RELEASE_GUIDANCE_BLOCKS = 20
-
-
-def _describe(component: Component) -> str:
-    options = ", ".join(f"{key}={value}" for key, value in component.options.items())
-    return f"{component.name}({options})"
 
 
 @dataclass(frozen=True)
@@ -103,8 +98,8 @@ class GuidanceRecipe:
         else:
             forward = f"early exit at block {strategy.block}'s q/k"
         text = (
-            f"{_describe(strategy.extractor)}, {strategy.inner_iterations} iterations with "
-            f"{_describe(strategy.scheduler)}, reference {strategy.reference}, {forward}"
+            f"{strategy.extractor}, {strategy.inner_iterations} iterations with {strategy.scheduler}, "
+            f"reference {strategy.reference}, {forward}"
         )
         return f"{text} ({self.note})" if self.note else text
 

@@ -37,6 +37,11 @@ class Component:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "options": dict(self.options)}
 
+    def __str__(self) -> str:
+        """``name(key=value,...)``, as listings show a component."""
+        options = ",".join(f"{key}={value}" for key, value in self.options.items())
+        return f"{self.name}({options})"
+
 
 _COMPONENT_FIELDS = ("extractor", "loss", "scheduler")
 
