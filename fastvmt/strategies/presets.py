@@ -10,7 +10,7 @@ from fastvmt.strategies.spec import Component, Strategy
 
 __all__ = ["CAPTURED_BLOCK", "DITFLOW", "FASTVMT", "GUIDED_FRACTION", "NO_TRANSFER", "PRESETS"]
 
-#: The DiT block whose self-attention Q/K the presets capture (Wan2.1's block 14 of 30 or 40).
+#: The DiT block whose self-attention Q/K the presets capture: a middle block of the released Wan2.1 DiTs.
 CAPTURED_BLOCK = 14
 
 #: Share of the denoising steps, from the first, that the presets guide.
