@@ -199,9 +199,10 @@ def test_safetensors_is_preferred_over_pth(tmp_path):
     assert_same_model(load(root), load(converted))
 
 
-def test_unreadable_file_is_named(tmp_path):
+@pytest.mark.parametrize("content", [b"truncated download", b"", b"PK\x03\x04not a zip", b"\x80\x02}q\x00."])
+def test_unreadable_file_is_named(tmp_path, content):
     root = write_tiny_checkpoint(tmp_path / "tiny")
-    (root / checkpoint.TEXT_ENCODER_FILE).write_bytes(b"truncated download")
+    (root / checkpoint.TEXT_ENCODER_FILE).write_bytes(content)
     with pytest.raises(ValueError, match=r"cannot read .*models_t5_umt5-xxl-enc-bf16\.pth"):
         load(root)
 

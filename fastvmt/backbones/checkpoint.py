@@ -198,8 +198,8 @@ def _read_pickle(path: Path, dtype: torch.dtype | None, device: torch.device) ->
             f"code stored in it. fastvmt reads .pth files with torch.load(weights_only=True) only; get the "
             f"file from a trusted source or as .safetensors. (torch: {str(exc).splitlines()[0]})"
         ) from exc
-    except RuntimeError as exc:
-        raise ValueError(f"cannot read {path}: not a PyTorch checkpoint saved by torch.save ({exc})") from exc
+    except (RuntimeError, EOFError, IndexError) as exc:  # what torch.load raises on truncated or foreign bytes
+        raise ValueError(f"cannot read {path}: not a PyTorch checkpoint saved by torch.save ({exc!r})") from exc
     if isinstance(loaded, Mapping) and len(loaded) == 1 and next(iter(loaded)) in _STATE_DICT_WRAPPERS:
         loaded = next(iter(loaded.values()))
     if not isinstance(loaded, Mapping) or not all(isinstance(v, Tensor) for v in loaded.values()):
