@@ -18,8 +18,8 @@ import sys
 import torch
 
 from fastvmt.backbones.architecture import RELEASED_DITS, DiTConfig
-from fastvmt.costmodel import RELEASE_GUIDANCE_BLOCKS, Depth, forward_flops, video_tokens
-from fastvmt.geometry import video_geometry
+from fastvmt.costmodel import RELEASE_GUIDANCE_BLOCKS, Depth, forward_flops
+from fastvmt.geometry import token_grid, video_geometry
 from fastvmt.strategies.presets import CAPTURED_BLOCK
 
 TOLERANCE = 0.01
@@ -52,10 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=832)
     parser.add_argument("--block", type=int, default=CAPTURED_BLOCK)
     args = parser.parse_args(argv)
-    grid = video_tokens(args.frames, args.height, args.width)
+    grid = token_grid(args.frames, args.height, args.width)
     print(
         f"{args.frames} frames x {args.height}x{args.width}: "
-        f"token grid {grid.frames}x{grid.height}x{grid.width} = {grid.total} tokens"
+        f"token grid {grid.frames}x{grid.height}x{grid.width} = {grid.tokens} tokens"
     )
     release_label = f"release ({RELEASE_GUIDANCE_BLOCKS} blocks)"
     print(f"{'model':>5} {'full TFLOP':>11} {'counted':>9} {'stop@' + str(args.block) + ' TFLOP':>13} {'counted':>9} "

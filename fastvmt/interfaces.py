@@ -43,6 +43,10 @@ class TokenGrid:
     def tokens_per_frame(self) -> int:
         return self.height * self.width
 
+    @property
+    def tokens(self) -> int:
+        return self.frames * self.height * self.width
+
 
 @dataclass(frozen=True)
 class VideoGeometry:

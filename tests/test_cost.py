@@ -13,15 +13,14 @@ from fastvmt.costmodel import (
     Depth,
     GuidanceRecipe,
     Sampling,
-    TokenCounts,
     amf_flops,
     backward_flops,
     forward_flops,
     run_cost,
     steps_run,
-    video_tokens,
 )
-from fastvmt.interfaces import MotionExtractor
+from fastvmt.geometry import token_grid
+from fastvmt.interfaces import MotionExtractor, TokenGrid
 from fastvmt.ops import frame_pairs
 from fastvmt.strategies.extractors import DenseAMFExtractor, WindowedAMFExtractor
 from fastvmt.strategies.presets import CAPTURED_BLOCK, FASTVMT, NO_TRANSFER
@@ -92,7 +91,7 @@ def _counted(fn):
 
 @pytest.mark.parametrize("frames,height,width", [(3, 8, 12)])
 def test_dit_forward_and_backward_match_flop_counter(tiny_wan, frames, height, width):
-    grid = TokenCounts(frames, height // 2, width // 2)
+    grid = TokenGrid(frames, height // 2, width // 2)
     latents = torch.randn(1, 16, frames, height, width)
 
     measured = _counted(lambda: _run(tiny_wan, latents))
@@ -120,7 +119,7 @@ def test_dense_amf_matches_flop_counter_on_reference_backend():
     k = torch.randn(f, h, w, d, generator=gen, requires_grad=True)
     pairs = torch.tensor([(i, j) for i in range(f) for j in range(f)])
     config = DiTConfig(dim=d, ffn_dim=1, num_heads=1, num_layers=1)
-    expected = amf_flops(DenseAMFExtractor(pairs="all"), config, TokenCounts(f, h, w))
+    expected = amf_flops(DenseAMFExtractor(pairs="all"), config, TokenGrid(f, h, w))
 
     out = {}
     measured_forward = _counted(lambda: out.update(pos=ReferenceBackend().dense_positions(q, k, pairs, 0.2)))
@@ -139,7 +138,7 @@ def test_strength_semantics_follow_diffsynth_scheduler():
 
 
 def test_run_counts_follow_the_spec():
-    grid = video_tokens(81, 480, 832)
+    grid = token_grid(81, 480, 832)
     assert (grid.frames, grid.height, grid.width) == (21, 30, 52)
     assert len(frame_pairs(21, 4, "forward")) == 78
     assert len(frame_pairs(21, 4, "all")) == 441
@@ -159,11 +158,11 @@ def test_run_counts_follow_the_spec():
 
 def test_windowed_amf_is_cheaper_than_dense_and_equal_when_window_covers_frame():
     config = RELEASED_DITS["1.3B"]
-    grid = video_tokens(81, 480, 832)
+    grid = token_grid(81, 480, 832)
     dense = amf_flops(DenseAMFExtractor(), config, grid)
     windowed = amf_flops(WindowedAMFExtractor(), config, grid)
     assert windowed.forward < dense.forward / 2
-    small = TokenCounts(5, 6, 8)
+    small = TokenGrid(5, 6, 8)
     covering = amf_flops(WindowedAMFExtractor(tile=(1, 1), window=9), config, small)
     assert covering.backward > amf_flops(DenseAMFExtractor(), config, small).backward  # plus key means
 
@@ -178,11 +177,11 @@ class _PluginExtractor(MotionExtractor):
 @pytest.mark.parametrize(
     "call,match",
     [
-        (lambda: video_tokens(32, 480, 832), "4k\\+1.*use 29 or 33 frames"),
-        (lambda: video_tokens(33, 480, 830), "width must be a multiple of 16 pixels, got 830; use 816 or 832"),
-        (lambda: forward_flops(TINY, TokenCounts(1, 2, 2), Depth.until_qk(5)), "runs past"),
-        (lambda: amf_flops(WindowedAMFExtractor(tile=(4, 4)), TINY, TokenCounts(3, 30, 52)), "does not divide"),
-        (lambda: amf_flops(_PluginExtractor(), TINY, TokenCounts(3, 30, 52)), "dense and windowed AMF extractors"),
+        (lambda: token_grid(32, 480, 832), "4k\\+1.*use 29 or 33 frames"),
+        (lambda: token_grid(33, 480, 830), "width must be a multiple of 16 pixels, got 830; use 816 or 832"),
+        (lambda: forward_flops(TINY, TokenGrid(1, 2, 2), Depth.until_qk(5)), "runs past"),
+        (lambda: amf_flops(WindowedAMFExtractor(tile=(4, 4)), TINY, TokenGrid(3, 30, 52)), "does not divide"),
+        (lambda: amf_flops(_PluginExtractor(), TINY, TokenGrid(3, 30, 52)), "dense and windowed AMF extractors"),
         (lambda: GuidanceRecipe("early", FASTVMT, guidance_forward="blocks:3"), "blocks:N"),
         (lambda: GuidanceRecipe("plain", NO_TRANSFER), "not guided"),
     ],
@@ -201,7 +200,7 @@ def test_formula_matches_the_project_backbone_forward():
     torch.manual_seed(0)
     dit = build_dit(TINY_DIT, initialize=True).eval().requires_grad_(False)
     config = dataclasses.replace(TINY_DIT, text_len=24)
-    grid = TokenCounts(3, 6, 8)
+    grid = TokenGrid(3, 6, 8)
     latents = torch.randn(1, 16, 3, 12, 16)
     context, timestep = torch.randn(1, 24, TINY_DIT.text_dim), torch.tensor([700.0])
 
@@ -222,7 +221,7 @@ def test_recipes_read_their_values_from_the_registered_presets(name):
     """Each recipe costs its preset as registered; overriding a preset value changes the counts it gives."""
     recipe = RECIPES[name]
     assert recipe.strategy == plugins.get("strategy", recipe.strategy.name)
-    config, grid = RELEASED_DITS["1.3B"], video_tokens(33, 480, 832)
+    config, grid = RELEASED_DITS["1.3B"], token_grid(33, 480, 832)
     sampling = Sampling(num_steps=20, strength_semantics="truncate")
 
     def cost(**changes):
@@ -248,7 +247,7 @@ def test_recipes_read_their_values_from_the_registered_presets(name):
 
 
 def test_windowed_recipe_reads_the_extractor_window_and_tile():
-    config, grid = RELEASED_DITS["1.3B"], video_tokens(33, 480, 832)
+    config, grid = RELEASED_DITS["1.3B"], token_grid(33, 480, 832)
     base = run_cost(RECIPES["fastvmt"], config, grid)
     smaller = GuidanceRecipe("small", FASTVMT.override(**{"extractor.window": 11, "extractor.tile": (5, 4)}))
     amf = amf_flops(WindowedAMFExtractor(window=11, tile=(5, 4)), config, grid)

@@ -6,7 +6,8 @@ from typer.testing import CliRunner
 
 from fastvmt.backbones.architecture import RELEASED_DITS
 from fastvmt.cli import app
-from fastvmt.costmodel import RECIPES, run_cost, video_tokens
+from fastvmt.costmodel import RECIPES, run_cost
+from fastvmt.geometry import token_grid
 
 
 def test_bench_cost_json_matches_the_model_and_rounds_frames_up():
@@ -16,7 +17,7 @@ def test_bench_cost_json_matches_the_model_and_rounds_frames_up():
     assert {row["strategy"] for row in rows} == set(RECIPES)
     for row in rows:
         assert (row["frames_asked"], row["frames"], row["tokens"]) == (32, 33, [9, 30, 52])
-        expected = run_cost(RECIPES[row["strategy"]], RELEASED_DITS["14B"], video_tokens(33, 480, 832))
+        expected = run_cost(RECIPES[row["strategy"]], RELEASED_DITS["14B"], token_grid(33, 480, 832))
         assert row["total"] == expected.total == sum(row["phases"].values())
         assert row["seconds_floor"] == expected.total / 790e12
     by_name = {row["strategy"]: row for row in rows}

@@ -89,8 +89,8 @@ def cost(
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
     """FLOPs of a whole guided generation per strategy, by phase, with ratios and an H100 time floor."""
-    from fastvmt.costmodel import PHASES, RECIPES, Sampling, run_cost, video_tokens
-    from fastvmt.geometry import frame_count_at_least
+    from fastvmt.costmodel import PHASES, RECIPES, Sampling, run_cost
+    from fastvmt.geometry import frame_count_at_least, token_grid
 
     unknown = [name for name in backbone if name not in RELEASED_DITS]
     if unknown:
@@ -105,7 +105,7 @@ def cost(
     for size in backbone:
         for asked in frames:
             valid = frame_count_at_least(asked)
-            grid = video_tokens(valid, height, width)
+            grid = token_grid(valid, height, width)
             costs = {name: run_cost(RECIPES[name], RELEASED_DITS[size], grid, sampling) for name in names}
             for name, run in costs.items():
                 rows.append({

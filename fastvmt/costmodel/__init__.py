@@ -7,7 +7,7 @@
 from fastvmt.costmodel.amf import AMFFlops, amf_flops
 from fastvmt.costmodel.recipes import RECIPES, RELEASE_GUIDANCE_BLOCKS, GuidanceRecipe
 from fastvmt.costmodel.runs import PHASES, RunCost, Sampling, run_cost, steps_run
-from fastvmt.costmodel.wan import Depth, TokenCounts, backward_flops, forward_flops, video_tokens
+from fastvmt.costmodel.wan import Depth, backward_flops, forward_flops
 
 __all__ = [
     "AMFFlops",
@@ -18,11 +18,9 @@ __all__ = [
     "RELEASE_GUIDANCE_BLOCKS",
     "RunCost",
     "Sampling",
-    "TokenCounts",
     "amf_flops",
     "backward_flops",
     "forward_flops",
     "run_cost",
     "steps_run",
-    "video_tokens",
 ]

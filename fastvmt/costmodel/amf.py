@@ -21,7 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fastvmt.backbones.architecture import DiTConfig
-from fastvmt.costmodel.wan import TokenCounts
 from fastvmt.interfaces import MotionExtractor, TokenGrid
 from fastvmt.ops import frame_pairs
 from fastvmt.strategies.extractors import DenseAMFExtractor, WindowedAMFExtractor
@@ -43,18 +42,18 @@ def _width(heads: str, config: DiTConfig) -> int:
     return config.head_dim if heads == "mean_qk" else config.num_heads * config.head_dim
 
 
-def amf_flops(extractor: MotionExtractor, config: DiTConfig, grid: TokenCounts) -> AMFFlops:
+def amf_flops(extractor: MotionExtractor, config: DiTConfig, grid: TokenGrid) -> AMFFlops:
     """FLOPs of one AMF extraction by ``extractor`` over all its frame pairs of ``grid`` on the DiT ``config``."""
     if not isinstance(extractor, (DenseAMFExtractor, WindowedAMFExtractor)):
         raise ValueError(f"the cost model counts the dense and windowed AMF extractors, not {type(extractor).__name__}")
-    s, d = grid.per_frame, _width(extractor.heads, config)
+    s, d = grid.tokens_per_frame, _width(extractor.heads, config)
     n = len(frame_pairs(grid.frames, extractor.sf, extractor.pairs))
     if isinstance(extractor, DenseAMFExtractor):
         logits, expectation = 2 * s * s * d, 2 * s * s * 2
         forward = n * (logits + expectation)
         reference = n * logits if extractor.reference_mode == "argmax" else forward
         return AMFFlops(reference, forward, n * (expectation + 2 * logits))
-    extractor.check(TokenGrid(grid.frames, grid.height, grid.width))
+    extractor.check(grid)
     th, tw = extractor.tile
     tiles = s // (th * tw)
     keys = min(extractor.window, grid.height) * min(extractor.window, grid.width)

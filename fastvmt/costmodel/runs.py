@@ -20,7 +20,7 @@ from typing import Literal
 from fastvmt.backbones.architecture import DiTConfig
 from fastvmt.costmodel.amf import amf_flops
 from fastvmt.costmodel.recipes import GuidanceRecipe
-from fastvmt.costmodel.wan import Depth, TokenCounts, backward_flops, forward_flops
+from fastvmt.costmodel.wan import Depth, backward_flops, forward_flops
 
 __all__ = ["PHASES", "RunCost", "Sampling", "run_cost", "steps_run"]
 
@@ -54,7 +54,7 @@ class RunCost:
     """FLOPs of one run by phase, with the counts they come from."""
 
     recipe: str
-    grid: TokenCounts
+    grid: TokenGrid
     steps: int
     guided: int
     gradients: int
@@ -71,7 +71,7 @@ class RunCost:
 
 
 def run_cost(
-    recipe: GuidanceRecipe, config: DiTConfig, grid: TokenCounts, sampling: Sampling = Sampling()
+    recipe: GuidanceRecipe, config: DiTConfig, grid: TokenGrid, sampling: Sampling = Sampling()
 ) -> RunCost:
     """FLOPs of one guided generation of ``grid`` with ``recipe`` on the DiT ``config``, by phase."""
     steps = steps_run(sampling, recipe.strategy.denoising_strength)

@@ -22,32 +22,9 @@ import math
 from dataclasses import dataclass
 
 from fastvmt.backbones.architecture import DiTConfig
-from fastvmt.geometry import token_grid
+from fastvmt.interfaces import TokenGrid
 
-__all__ = ["Depth", "TokenCounts", "backward_flops", "forward_flops", "video_tokens"]
-
-
-@dataclass(frozen=True)
-class TokenCounts:
-    """The DiT token grid of one video: ``frames x height x width`` latent patches."""
-
-    frames: int
-    height: int
-    width: int
-
-    @property
-    def per_frame(self) -> int:
-        return self.height * self.width
-
-    @property
-    def total(self) -> int:
-        return self.frames * self.height * self.width
-
-
-def video_tokens(num_frames: int, height: int, width: int) -> TokenCounts:
-    """Token grid of a ``num_frames x height x width`` pixel video (:func:`fastvmt.geometry.token_grid`)."""
-    grid = token_grid(num_frames, height, width)
-    return TokenCounts(grid.frames, grid.height, grid.width)
+__all__ = ["Depth", "backward_flops", "forward_flops"]
 
 
 @dataclass(frozen=True)
@@ -117,10 +94,10 @@ def _head(config: DiTConfig, tokens: int) -> int:
     return _linear(tokens, config.dim, config.out_dim * math.prod(config.patch_size))
 
 
-def forward_flops(config: DiTConfig, grid: TokenCounts, depth: Depth) -> int:
+def forward_flops(config: DiTConfig, grid: TokenGrid, depth: Depth) -> int:
     """FLOPs of one forward pass of batch 1 up to ``depth`` (timestep, text and patch embeddings included)."""
     depth.check(config)
-    d, n = config.dim, grid.total
+    d, n = config.dim, grid.tokens
     embeddings = (
         _linear(1, config.freq_dim, d) + _linear(1, d, d) + _linear(1, d, 6 * d)  # timestep MLP + modulation
         + _linear(config.text_len, config.text_dim, d) + _linear(config.text_len, d, d)  # text MLP
@@ -134,14 +111,14 @@ def forward_flops(config: DiTConfig, grid: TokenCounts, depth: Depth) -> int:
     return total
 
 
-def backward_flops(config: DiTConfig, grid: TokenCounts, depth: Depth) -> int:
+def backward_flops(config: DiTConfig, grid: TokenGrid, depth: Depth) -> int:
     """FLOPs of the gradient w.r.t. the latents of a scalar of ``depth``'s output (frozen weights).
 
     For ``Depth.until_qk(b)`` the scalar depends on block ``b``'s q and k (not v): their projections, blocks
     ``0..b-1`` and the patch embedding are differentiated.
     """
     depth.check(config)
-    d, n = config.dim, grid.total
+    d, n = config.dim, grid.tokens
     total = _patch_embedding(config, n) + depth.blocks * _block_backward(config, n)
     if depth.head:
         total += _head(config, n)
