@@ -13,15 +13,6 @@ from fastvmt.backbones.tiny import tiny_backbone
 TIMESTEP = 800.0
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny ops on a shared 2-core machine run far faster on one thread (no OpenMP barrier waits)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def backbone():
     return tiny_backbone(seed=0)

@@ -20,15 +20,6 @@ from fastvmt.backbones.tiny import TINY_DIT, build_tiny_networks, tiny_backbone,
 from fastvmt.backbones.wan import WanBackbone
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny ops on a shared 2-core machine run far faster on one thread (no OpenMP barrier waits)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def load(directory, **options):
     return WanBackbone.from_pretrained(directory, dtype=torch.float32, device="cpu", **options)
 
