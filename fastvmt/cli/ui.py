@@ -1,0 +1,60 @@
+"""``fastvmt ui``: the local web page (the optional extra ``fastvmt[ui]``, gradio)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from fastvmt.cli.app import app
+from fastvmt.cli.errors import user_errors
+from fastvmt.cli.options import ModelDir
+from fastvmt.transfer_run import DTYPES, TransferSettings
+from fastvmt.ui.model import BACKBONES
+
+
+@app.command()
+@user_errors
+def ui(
+    model_dir: ModelDir = None,
+    backbone: Annotated[Optional[str], typer.Option(
+        "--backbone", help=f"A model without weights instead of --model-dir: {', '.join(BACKBONES)} (random "
+                           "weights: its imagery means nothing).")] = None,
+    runs: Annotated[Path, typer.Option("--runs", help="Folder the runs are saved in.")] = Path("fastvmt-runs"),
+    host: Annotated[str, typer.Option(
+        "--host", help="Address to listen on; the default lets only this computer in.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 7860,
+    dtype: Annotated[Optional[str], typer.Option(
+        "--dtype", help=f"Model dtype: {', '.join(DTYPES)}. (default: {TransferSettings.dtype})")] = None,
+    device: Annotated[Optional[str], typer.Option(
+        "--device", help="Torch device. (default: cuda if available, else cpu)")] = None,
+    offload: Annotated[bool, typer.Option(
+        "--offload/--no-offload", help="Offload model weights to the CPU between uses (low-VRAM GPUs).")] = False,
+) -> None:
+    """Serve a web page for motion transfer: upload a reference, write a prompt, run, watch, download.
+
+    The model is loaded once. Runs queue one at a time and are saved in --runs, each with the sidecar that
+    fastvmt transfer --config replays. Ctrl-C stops the server and cancels a run in progress.
+    """
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        raise ImportError("fastvmt ui needs gradio: pip install 'fastvmt[ui]'") from None
+    from fastvmt.ui.app import address_line, build_app, launch
+    from fastvmt.ui.model import check_model_choice, load_served_model
+    from fastvmt.ui.runner import UIRunner
+    from fastvmt.ui.runs import RunFolder
+
+    check_model_choice(model_dir, backbone)
+    typer.echo(f"loading {model_dir or backbone}...")
+    model = load_served_model(runs=runs, model_dir=model_dir, backbone=backbone, dtype=dtype, device=device,
+                              offload=offload)
+    folder = RunFolder(runs)
+    runner = UIRunner(model, folder)
+    page = build_app(runner, host=host, port=port)
+    typer.echo(f"fastvmt ui: {address_line(host, port)} Runs are saved in {folder.root}. Ctrl-C stops.")
+    try:
+        launch(page, runner, host=host, port=port)
+    finally:
+        runner.stop()
