@@ -19,9 +19,11 @@ import triton.language as tl
 
 from fastvmt.backends.triton.configs import dense_backward_configs, dense_configs
 
-__all__ = ["dense_argmax_kernel", "dense_dk_kernel", "dense_dq_kernel", "dense_forward_kernel", "pair_bases"]
+__all__ = [
+    "dense_argmax_kernel", "dense_dk_kernel", "dense_dq_kernel", "dense_forward_kernel", "key_position", "pair_bases"
+]
 
-_TUNING_KEY = ["SQ", "H", "W", "D"]
+_TUNING_KEY = ["SQ", "H", "W", "D", "PRECISION"]
 
 
 @triton.jit
@@ -36,12 +38,25 @@ def pair_bases(pairs_ptr, n, q_frame_size, k_frame_size, rows_per_pair):
     return frame_q * q_frame_size, frame_k * k_frame_size, n * rows_per_pair
 
 
+@triton.jit
+@no_type_check
+def key_position(key, W: tl.constexpr):
+    """Row and column (float32) of raster indices ``key`` (non-negative) in a frame of constexpr width ``W``.
+
+    Unsigned division by a compile-time constant: a multiply-high and a shift, no runtime division.
+    """
+    index = key.to(tl.uint32)
+    row = index // W
+    return row.to(tl.float32), (index - row * W).to(tl.float32)
+
+
 @triton.autotune(configs=dense_configs(), key=_TUNING_KEY)
 @triton.jit
 @no_type_check
 def dense_forward_kernel(
     q_ptr, k_ptr, pairs_ptr, out_ptr, lse2_ptr,
-    scale, SQ, H, W, D,
+    scale, SQ, D,
+    H: tl.constexpr, W: tl.constexpr,
     BLOCK_D: tl.constexpr, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):  # fmt: skip
     """Grid ``(cdiv(SQ, BLOCK_M), N)``. Writes ``out`` ``(N, SQ, 2)`` fp32 and ``lse2`` ``(N, SQ)`` fp32."""
@@ -70,8 +85,9 @@ def dense_forward_kernel(
         alpha = tl.exp2(m_i - m_new)
         p = tl.exp2(logits - m_new[:, None])
         l_i = l_i * alpha + tl.sum(p, axis=1)
-        acc_r = acc_r * alpha + tl.sum(p * (key // W).to(tl.float32)[None, :], axis=1)
-        acc_c = acc_c * alpha + tl.sum(p * (key % W).to(tl.float32)[None, :], axis=1)
+        key_r, key_c = key_position(key, W)
+        acc_r = acc_r * alpha + tl.sum(p * key_r[None, :], axis=1)
+        acc_c = acc_c * alpha + tl.sum(p * key_c[None, :], axis=1)
         m_i = m_new
     tl.store(out_ptr + 2 * row + 2 * s, acc_r / l_i, mask=valid)
     tl.store(out_ptr + 2 * row + 2 * s + 1, acc_c / l_i, mask=valid)
@@ -80,11 +96,12 @@ def dense_forward_kernel(
 
 @triton.jit
 @no_type_check
-def _grad_logits(q, k, key, key_ok, lse2, delta, dout_r, dout_c, qk_scale, W, PRECISION: tl.constexpr):
+def _grad_logits(q, k, key, key_ok, lse2, delta, dout_r, dout_c, qk_scale, W: tl.constexpr, PRECISION: tl.constexpr):
     """``ds = p * (pos . dOut - delta)`` of a ``(BLOCK_M, BLOCK_N)`` block, in the inputs' dtype."""
     qk = tl.dot(q, tl.trans(k), input_precision=PRECISION)
     p = tl.where(key_ok[None, :], tl.exp2(qk * qk_scale - lse2[:, None]), 0.0)
-    dpos = (key // W).to(tl.float32)[None, :] * dout_r[:, None] + (key % W).to(tl.float32)[None, :] * dout_c[:, None]
+    key_r, key_c = key_position(key, W)
+    dpos = key_r[None, :] * dout_r[:, None] + key_c[None, :] * dout_c[:, None]
     return (p * (dpos - delta[:, None])).to(k.dtype)
 
 
@@ -93,7 +110,8 @@ def _grad_logits(q, k, key, key_ok, lse2, delta, dout_r, dout_c, qk_scale, W, PR
 @no_type_check
 def dense_dq_kernel(
     q_ptr, k_ptr, pairs_ptr, dout_ptr, lse2_ptr, delta_ptr, dq_ptr,
-    scale, SQ, H, W, D,
+    scale, SQ, D,
+    H: tl.constexpr, W: tl.constexpr,
     BLOCK_D: tl.constexpr, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):  # fmt: skip
     """Grid ``(cdiv(SQ, BLOCK_M), N)``. Adds ``scale * ds @ K`` into ``dq`` ``(F, SQ, D)`` fp32."""
@@ -128,7 +146,8 @@ def dense_dq_kernel(
 @no_type_check
 def dense_dk_kernel(
     q_ptr, k_ptr, pairs_ptr, dout_ptr, lse2_ptr, delta_ptr, dk_ptr,
-    scale, SQ, H, W, D,
+    scale, SQ, D,
+    H: tl.constexpr, W: tl.constexpr,
     BLOCK_D: tl.constexpr, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):  # fmt: skip
     """Grid ``(cdiv(S, BLOCK_N), N)``. Adds ``scale * ds^T @ Q`` into ``dk`` ``(F, S, D)`` fp32."""
@@ -163,7 +182,8 @@ def dense_dk_kernel(
 @no_type_check
 def dense_argmax_kernel(
     q_ptr, k_ptr, pairs_ptr, out_ptr,
-    SQ, H, W, D,
+    SQ, D,
+    H: tl.constexpr, W: tl.constexpr,
     BLOCK_D: tl.constexpr, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):  # fmt: skip
     """Grid ``(cdiv(SQ, BLOCK_M), N)``. Writes the position of each query's best key (ties: lowest index)."""
@@ -189,5 +209,6 @@ def dense_argmax_kernel(
         better = block_best > best  # strict: an earlier block keeps its tie
         best = tl.where(better, block_best, best)
         best_key = tl.where(better, block_key, best_key)
-    tl.store(out_ptr + 2 * row + 2 * s, (best_key // W).to(out_ptr.dtype.element_ty), mask=valid)
-    tl.store(out_ptr + 2 * row + 2 * s + 1, (best_key % W).to(out_ptr.dtype.element_ty), mask=valid)
+    best_r, best_c = key_position(best_key, W)
+    tl.store(out_ptr + 2 * row + 2 * s, best_r, mask=valid)
+    tl.store(out_ptr + 2 * row + 2 * s + 1, best_c, mask=valid)

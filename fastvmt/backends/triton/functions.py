@@ -2,7 +2,8 @@
 
 The forward passes save the inputs and the per-query base-2 log-sum-exp (``N x SQ`` floats); the backward
 passes recompute the probabilities from it, so the memory of a pass is ``O(N * SQ)`` besides inputs and
-gradients. Positions are accumulated and returned in float32 internally and cast to the inputs' dtype.
+gradients. Positions, softmax statistics and outputs are accumulated and returned in float32 whatever the inputs' dtype
+(a bfloat16 position would step by 0.25-0.5 token); gradients come back in the inputs' dtype.
 """
 
 from __future__ import annotations
@@ -20,7 +21,11 @@ from fastvmt.backends.triton.dense_kernels import (
     dense_dq_kernel,
     dense_forward_kernel,
 )
-from fastvmt.backends.triton.windowed_kernels import windowed_backward_kernel, windowed_forward_kernel
+from fastvmt.backends.triton.windowed_kernels import (
+    MAX_FRAME_TOKENS,
+    windowed_backward_kernel,
+    windowed_forward_kernel,
+)
 from fastvmt.checkmode import checks_active
 
 __all__ = ["dense_argmax_positions", "dense_positions", "windowed_positions"]
@@ -38,6 +43,8 @@ def _check_inputs(q: Tensor, k: Tensor, pairs: Tensor, starts: Tensor | None = N
             raise ValueError(f"windowed AMF needs q and k of one shape, got {tuple(q.shape)} and {tuple(k.shape)}")
         (th, tw), (eh, ew) = tile, extent
         tiles = (h // th) * (w // tw)
+        if h * w >= MAX_FRAME_TOKENS:
+            raise ValueError(f"the windowed kernels take frames of fewer than {MAX_FRAME_TOKENS} tokens, got {h}x{w}")
         if h % th or w % tw or starts.shape != (pairs.shape[0], tiles, 2) or not (0 < eh <= h and 0 < ew <= w):
             raise ValueError(
                 f"tile {tile} must divide the grid {h}x{w}, extent {extent} fit in it and starts have shape "
@@ -50,6 +57,11 @@ def _check_inputs(q: Tensor, k: Tensor, pairs: Tensor, starts: Tensor | None = N
             limit = torch.tensor([h - extent[0], w - extent[1]], device=starts.device)
             if not bool(((starts >= 0) & (starts <= limit)).all()):
                 raise ValueError(f"window starts must keep the {extent} windows inside the {h}x{w} grid")
+
+
+def _dense_meta(dtype: torch.dtype, h: int, w: int, d: int) -> dict:
+    """Compile-time arguments of the dense kernels: the frame size is constexpr (no runtime division)."""
+    return dict(H=h, W=w, BLOCK_D=block_d(d), PRECISION=dot_precision(dtype))
 
 
 def _delta(out: Tensor, grad_out: Tensor) -> Float[Tensor, "n sq"]:
@@ -66,12 +78,11 @@ class _DensePositions(torch.autograd.Function):
         sq, n = q.shape[1], pairs.shape[0]
         out = torch.empty(n, sq, 2, device=q.device, dtype=torch.float32)
         lse2 = torch.empty(n, sq, device=q.device, dtype=torch.float32)
-        meta = dict(BLOCK_D=block_d(d), PRECISION=dot_precision(q.dtype))
         grid = lambda cfg: (triton.cdiv(sq, cfg["BLOCK_M"]), n)  # noqa: E731
-        dense_forward_kernel[grid](q, k, pairs, out, lse2, scale, sq, h, w, d, **meta)
+        dense_forward_kernel[grid](q, k, pairs, out, lse2, scale, sq, d, **_dense_meta(q.dtype, h, w, d))
         ctx.save_for_backward(q, k, pairs, out, lse2)
         ctx.scale = scale
-        return out.to(q.dtype)
+        return out
 
     @staticmethod
     @once_differentiable
@@ -81,18 +92,18 @@ class _DensePositions(torch.autograd.Function):
         sq, n = q.shape[1], pairs.shape[0]
         grad_out = grad_out.float().contiguous()
         delta = _delta(out, grad_out)
-        meta = dict(BLOCK_D=block_d(d), PRECISION=dot_precision(q.dtype))
+        meta = _dense_meta(q.dtype, h, w, d)
         args = (q, k, pairs, grad_out, lse2, delta)
         dq = dk = None
         if ctx.needs_input_grad[0]:
             dq = torch.zeros(q.shape, device=q.device, dtype=torch.float32)
             grid_q = lambda cfg: (triton.cdiv(sq, cfg["BLOCK_M"]), n)  # noqa: E731
-            dense_dq_kernel[grid_q](*args, dq, ctx.scale, sq, h, w, d, **meta)
+            dense_dq_kernel[grid_q](*args, dq, ctx.scale, sq, d, **meta)
             dq = dq.to(q.dtype)
         if ctx.needs_input_grad[1]:
             dk = torch.zeros(k.shape, device=k.device, dtype=torch.float32)
             grid_k = lambda cfg: (triton.cdiv(h * w, cfg["BLOCK_N"]), n)  # noqa: E731
-            dense_dk_kernel[grid_k](*args, dk, ctx.scale, sq, h, w, d, **meta)
+            dense_dk_kernel[grid_k](*args, dk, ctx.scale, sq, d, **meta)
             dk = dk.to(k.dtype)
         return dq, dk, None, None
 
@@ -111,7 +122,7 @@ class _WindowedPositions(torch.autograd.Function):
         windowed_forward_kernel[_windowed_grid(h, w, n)](q, k, pairs, starts, out, lse2, *shape_args, **meta)
         ctx.save_for_backward(q, k, pairs, starts, out, lse2)
         ctx.shape_args = shape_args
-        return out.to(q.dtype)
+        return out
 
     @staticmethod
     @once_differentiable
@@ -150,12 +161,11 @@ def dense_argmax_positions(
     _check_inputs(q, k, pairs)
     f, h, w, d = k.shape
     sq, n = q.shape[1], pairs.shape[0]
-    out = torch.empty(n, sq, 2, device=q.device, dtype=q.dtype)
-    meta = dict(BLOCK_D=block_d(d), PRECISION=dot_precision(q.dtype))
+    out = torch.empty(n, sq, 2, device=q.device, dtype=torch.float32)
     grid = lambda cfg: (triton.cdiv(sq, cfg["BLOCK_M"]), n)  # noqa: E731
     with torch.no_grad():
         dense_argmax_kernel[grid](q.detach().contiguous(), k.detach().contiguous(), pairs.contiguous(), out,
-                                  sq, h, w, d, **meta)  # fmt: skip
+                                  sq, d, **_dense_meta(q.dtype, h, w, d))  # fmt: skip
     return out
 
 

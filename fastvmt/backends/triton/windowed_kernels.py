@@ -3,7 +3,8 @@
 Layout: ``q``, ``k`` are contiguous ``(F, S, D)`` (``S = H * W``, raster order); ``pairs`` ``(N, 2)`` int64;
 ``starts`` ``(N, P, 2)`` int64 window corners, ``P = TH * TW`` tiles in raster order. One program owns a
 ``QH x QW`` block of query tokens of one pair (a group of whole tiles, see ``configs.query_block_shape``) and
-streams the keys of the bounding box of its tiles' windows in blocks of ``BLOCK_N``; each (query, key) logit is
+streams the keys of the bounding box of its tiles' windows in blocks of ``BLOCK_N`` (a key's row and column in
+the box come from an exact float reciprocal, no integer division); each (query, key) logit is
 masked to the query's own window, so the result is exact whatever the box. Softmax is online in base 2
 (``lse2 = log2 sum_m 2^(scale*log2(e)*q.k_m)``), positions are computed from key indices (never loaded), and no
 ``S x window`` tensor is ever written.
@@ -23,9 +24,12 @@ import triton.language as tl
 from fastvmt.backends.triton.configs import query_block_shape, windowed_backward_configs, windowed_configs
 from fastvmt.backends.triton.dense_kernels import pair_bases
 
-__all__ = ["windowed_backward_kernel", "windowed_forward_kernel"]
+__all__ = ["MAX_FRAME_TOKENS", "windowed_backward_kernel", "windowed_forward_kernel"]
 
-_TUNING_KEY = ["H", "W", "D", "th", "tw", "eh", "ew"]
+#: Frames of this many tokens or more are refused: the box walk's float row split is exact below it.
+MAX_FRAME_TOKENS = 2**20
+
+_TUNING_KEY = ["H", "W", "D", "th", "tw", "eh", "ew", "PRECISION"]
 
 
 def _block_shape(args: dict) -> tuple[int, int]:
@@ -56,6 +60,21 @@ def _query_block(pid, n, starts_ptr, H, W, th, tw, QH: tl.constexpr, QW: tl.cons
     box_h = tl.max(tl.where(valid, start_r, 0), axis=0) - box_r
     box_w = tl.max(tl.where(valid, start_c, 0), axis=0) - box_c
     return rows * W + cols, valid, start_r, start_c, box_r, box_c, box_h, box_w
+
+
+@triton.jit
+@no_type_check
+def _box_keys(first, box_r, box_c, box_h, box_w, inv_w, BLOCK_N: tl.constexpr):
+    """Row, column (int32) and validity of the box keys ``first .. first + BLOCK_N - 1`` (raster order in the box).
+
+    No integer division: the row is ``trunc((t + 0.5) * inv_w)`` in float32 with ``inv_w ~ 1 / box_w``. It is
+    exact for ``t < MAX_FRAME_TOKENS = 2^20``: ``(t + 0.5) / box_w`` lies at least ``0.5 / box_w`` from an
+    integer, and the reciprocal (within 2 ulp) and the product (0.5 ulp) err by less than ``5 * 2^-24`` relative,
+    i.e. by less than ``0.5 / box_w`` while ``t + 0.5 < 2^23 / 5``. ``functions`` refuses larger frames.
+    """
+    idx = first + tl.arange(0, BLOCK_N)
+    local_r = ((idx.to(tl.float32) + 0.5) * inv_w).to(tl.int32)
+    return box_r + local_r, box_c + (idx - local_r * box_w), idx < box_h * box_w
 
 
 @triton.jit
@@ -93,11 +112,9 @@ def windowed_forward_kernel(
     l_i = tl.zeros([BLOCK_M], tl.float32)
     acc_r = tl.zeros([BLOCK_M], tl.float32)
     acc_c = tl.zeros([BLOCK_M], tl.float32)
+    inv_w = 1.0 / box_w.to(tl.float32)
     for first in range(0, box_h * box_w, BLOCK_N):
-        idx = first + tl.arange(0, BLOCK_N)
-        key_ok = idx < box_h * box_w
-        key_r = box_r + idx // box_w
-        key_c = box_c + idx % box_w
+        key_r, key_c, key_ok = _box_keys(first, box_r, box_c, box_h, box_w, inv_w, BLOCK_N)
         k = tl.load(
             k_ptr + k_frame + (key_r * W + key_c)[:, None] * D + feat[None, :],
             mask=key_ok[:, None] & feat_ok[None, :],
@@ -152,11 +169,9 @@ def windowed_backward_kernel(
     dout_c = tl.load(dout_ptr + 2 * row + 2 * s + 1, mask=valid, other=0.0)
     qk_scale = scale * 1.4426950408889634  # log2(e): softmax in base 2
     dq = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
+    inv_w = 1.0 / box_w.to(tl.float32)
     for first in range(0, box_h * box_w, BLOCK_N):
-        idx = first + tl.arange(0, BLOCK_N)
-        key_ok = idx < box_h * box_w
-        key_r = box_r + idx // box_w
-        key_c = box_c + idx % box_w
+        key_r, key_c, key_ok = _box_keys(first, box_r, box_c, box_h, box_w, inv_w, BLOCK_N)
         k_offsets = (key_r * W + key_c)[:, None] * D + feat[None, :]
         k_mask = key_ok[:, None] & feat_ok[None, :]
         k = tl.load(k_ptr + k_frame + k_offsets, mask=k_mask, other=0.0)
