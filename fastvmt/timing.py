@@ -44,9 +44,9 @@ def _median_seconds(run: Callable[[], None], repeats: int) -> float:
 def time_amf(
     shape: tuple[int, int, int, int] = (9, 30, 52, 128),
     *,
-    sf: int = 4,
-    tile: tuple[int, int] = (3, 4),
-    window: int = 21,
+    sf: int = ops.DEFAULT_SPAN,
+    tile: tuple[int, int] = ops.DEFAULT_TILE,
+    window: int = ops.DEFAULT_WINDOW,
     backend: str = "torch",
     repeats: int = 3,
     seed: int = 0,

@@ -5,12 +5,26 @@ Ops check their arguments, then run on the backend chosen by :func:`fastvmt.back
 """
 
 from fastvmt.backends.dispatch import use_backend
-from fastvmt.ops.amf import WindowedAMF, full_amf, window_starts, windowed_amf
 from fastvmt.checkmode import checks_active, checks_enabled
-from fastvmt.ops.losses import amf_loss, masked_mse_loss, offset_weights, window_loss
+from fastvmt.ops.amf import (
+    DEFAULT_SPAN,
+    DEFAULT_TAU,
+    DEFAULT_TILE,
+    DEFAULT_WINDOW,
+    WindowedAMF,
+    full_amf,
+    window_starts,
+    windowed_amf,
+)
+from fastvmt.ops.losses import DEFAULT_ALPHA, amf_loss, masked_mse_loss, offset_weights, window_loss
 from fastvmt.ops.pairs import frame_pairs
 
 __all__ = [
+    "DEFAULT_ALPHA",
+    "DEFAULT_SPAN",
+    "DEFAULT_TAU",
+    "DEFAULT_TILE",
+    "DEFAULT_WINDOW",
     "WindowedAMF",
     "amf_loss",
     "checks_active",

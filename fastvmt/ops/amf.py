@@ -21,9 +21,24 @@ from fastvmt.geometry import token_positions
 from fastvmt.ops.checks import check_features, check_pairs_mode, check_positive, check_span, check_tile, check_window
 from fastvmt.ops.pairs import frame_pairs
 
-__all__ = ["WindowedAMF", "full_amf", "window_starts", "windowed_amf"]
+__all__ = [
+    "DEFAULT_SPAN",
+    "DEFAULT_TAU",
+    "DEFAULT_TILE",
+    "DEFAULT_WINDOW",
+    "WindowedAMF",
+    "full_amf",
+    "window_starts",
+    "windowed_amf",
+]
 
 AMF_MODES = ("soft", "argmax")
+
+#: The paper's AMF parameters (docs/algorithm.md#windowed-amf): the ops' defaults, and the presets' values.
+DEFAULT_SPAN = 4
+DEFAULT_TAU = 1.0
+DEFAULT_TILE = (3, 4)
+DEFAULT_WINDOW = 21
 
 
 @dataclass(frozen=True)
@@ -70,8 +85,8 @@ def full_amf(
     q: Float[Tensor, "f h w d"],
     k: Float[Tensor, "f h w d"],
     *,
-    sf: int = 4,
-    tau: float = 1.0,
+    sf: int = DEFAULT_SPAN,
+    tau: float = DEFAULT_TAU,
     pairs: str = "forward",
     scale: float | None = None,
     mode: str = "soft",
@@ -129,10 +144,10 @@ def window_starts(
     q: Float[Tensor, "f h w d"],
     k: Float[Tensor, "f h w d"],
     *,
-    sf: int = 4,
-    tile: tuple[int, int] = (3, 4),
-    window: int = 21,
-    tau: float = 1.0,
+    sf: int = DEFAULT_SPAN,
+    tile: tuple[int, int] = DEFAULT_TILE,
+    window: int = DEFAULT_WINDOW,
+    tau: float = DEFAULT_TAU,
     pairs: str = "forward",
     scale: float | None = None,
     backend: str | None = None,
@@ -152,10 +167,10 @@ def windowed_amf(
     q: Float[Tensor, "f h w d"],
     k: Float[Tensor, "f h w d"],
     *,
-    sf: int = 4,
-    tile: tuple[int, int] = (3, 4),
-    window: int = 21,
-    tau: float = 1.0,
+    sf: int = DEFAULT_SPAN,
+    tile: tuple[int, int] = DEFAULT_TILE,
+    window: int = DEFAULT_WINDOW,
+    tau: float = DEFAULT_TAU,
     pairs: str = "forward",
     scale: float | None = None,
     backend: str | None = None,

@@ -13,7 +13,10 @@ from torch import Tensor
 
 from fastvmt.ops.checks import check_finite, check_span
 
-__all__ = ["amf_loss", "masked_mse_loss", "offset_weights", "window_loss"]
+__all__ = ["DEFAULT_ALPHA", "amf_loss", "masked_mse_loss", "offset_weights", "window_loss"]
+
+#: How much the AMF loss weight falls from offset 0 to offset ``sf - 1`` (the paper's value; the presets' too).
+DEFAULT_ALPHA = 0.2
 
 
 def _check_displacements(reference: Tensor, generated: Tensor) -> None:
@@ -44,7 +47,7 @@ def _work(x: Tensor) -> Tensor:
 
 
 def offset_weights(
-    pairs: Int[Tensor, "n 2"], sf: int, alpha: float = 0.2, dtype: torch.dtype = torch.float32
+    pairs: Int[Tensor, "n 2"], sf: int, alpha: float = DEFAULT_ALPHA, dtype: torch.dtype = torch.float32
 ) -> Float[Tensor, " n"]:
     """``w_d = 1 - alpha * d / (sf - 1)`` per pair, ``d = |j - i|`` (``w = 1`` when ``sf == 1``).
 
@@ -70,7 +73,7 @@ def amf_loss(
     *,
     pairs: Int[Tensor, "n 2"],
     sf: int,
-    alpha: float = 0.2,
+    alpha: float = DEFAULT_ALPHA,
 ) -> Float[Tensor, ""]:
     """``(1/N) * sum_pairs w_d * sum_s ||ref[s] - gen[s]||^2`` (:func:`offset_weights`); reference detached."""
     _check_displacements(reference, generated)

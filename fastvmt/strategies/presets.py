@@ -1,11 +1,14 @@
 """The built-in strategies: ``fastvmt`` (the paper), ``ditflow`` (the baseline on Wan), ``no_transfer``.
 
-This module is where their values live (docs/algorithm.md#presets): the built-in components take their
-defaults from here, and the cost model (:mod:`fastvmt.costmodel.recipes`) reads its recipes from these presets.
+This module is where their values live (docs/algorithm.md#presets), except the paper's AMF parameters, which are
+the AMF ops' defaults (:mod:`fastvmt.ops`): the built-in components take their defaults from here, and the cost
+model (:mod:`fastvmt.costmodel.recipes`) reads its recipes from these presets.
 """
 
 from __future__ import annotations
 
+from fastvmt.ops.amf import DEFAULT_SPAN, DEFAULT_TAU, DEFAULT_TILE, DEFAULT_WINDOW
+from fastvmt.ops.losses import DEFAULT_ALPHA
 from fastvmt.strategies.spec import Component, Strategy
 
 __all__ = ["CAPTURED_BLOCK", "DITFLOW", "FASTVMT", "GUIDED_FRACTION", "NO_TRANSFER", "PRESETS"]
@@ -19,9 +22,17 @@ GUIDED_FRACTION = 0.2
 FASTVMT = Strategy(
     name="fastvmt",
     extractor=Component(
-        "windowed_amf", {"heads": "mean_qk", "sf": 4, "tile": (3, 4), "window": 21, "tau": 1.0, "pairs": "forward"}
+        "windowed_amf",
+        {
+            "heads": "mean_qk",
+            "sf": DEFAULT_SPAN,
+            "tile": DEFAULT_TILE,
+            "window": DEFAULT_WINDOW,
+            "tau": DEFAULT_TAU,
+            "pairs": "forward",
+        },
     ),
-    loss=Component("amf_window", {"lambda_amf": 5.0, "lambda_win": 1.0, "alpha": 0.2}),
+    loss=Component("amf_window", {"lambda_amf": 5.0, "lambda_win": 1.0, "alpha": DEFAULT_ALPHA}),
     scheduler=Component("interval", {"every": 3, "guided_fraction": GUIDED_FRACTION}),
     block=CAPTURED_BLOCK,
     optimizer="adamw",
@@ -39,7 +50,7 @@ FASTVMT = Strategy(
 DITFLOW = FASTVMT.override(
     name="ditflow",
     extractor=Component(
-        "dense_amf", {"heads": "mean_logits", "sf": 4, "tau": 2.0, "pairs": "all", "reference_mode": "argmax"}
+        "dense_amf", {"heads": "mean_logits", "sf": DEFAULT_SPAN, "tau": 2.0, "pairs": "all", "reference_mode": "argmax"}
     ),
     loss=Component("masked_mse"),
     scheduler=Component("every", {"guided_fraction": GUIDED_FRACTION}),
