@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fastvmt.outputs import refuse_overwrite, write_json
+from fastvmt.outputs import refuse_overwrite, write_json, write_png
 
 __all__ = ["DEMO_PROMPT", "DEMO_SIZES", "NOTICE", "DemoFiles", "DemoSize", "run_demo"]
 
@@ -102,8 +102,6 @@ def run_demo(
     out: Path, *, size: str = "default", seed: int = 0, overwrite: bool = False, progress: bool = True
 ) -> dict[str, Any]:
     """Run the demo into ``out``; returns the report written as ``report.json``."""
-    import imageio.v3 as iio
-
     from fastvmt.backbones.tiny import tiny_backbone
     from fastvmt.io import write_video
     from fastvmt.generation.pipeline import MotionTransferPipeline
@@ -126,9 +124,9 @@ def run_demo(
     with torch.no_grad():
         reference_latents = backbone.encode_video(torch.from_numpy(reference).permute(0, 3, 1, 2).float() / 127.5 - 1)
     videos = {"reference": (reference, reference_latents), "output": (result.frames, result.latents)}
-    iio.imwrite(files.flow, _flow_picture(backbone, pipe, videos))
+    write_png(files.flow, _flow_picture(backbone, pipe, videos), overwrite=overwrite)
 
     timing = time_amf(repeats=1)
     report = {**result.report.to_dict(), "notice": NOTICE, "amf_timing_480x832": timing.to_dict()}
-    write_json(files.report, report)
+    write_json(files.report, report, overwrite=overwrite)
     return report

@@ -8,9 +8,11 @@ model work:
    frame count;
 2. :meth:`PreparedTransfer.run` samples with a pipeline (:meth:`TransferSettings.load_backbone`,
    :meth:`TransferSettings.pipeline`);
-3. :meth:`PreparedTransfer.write` writes the MP4, then its JSON sidecar, each atomically.
+3. :meth:`PreparedTransfer.write` writes the MP4 and its JSON sidecar as one atomic group.
 
-:func:`replay_options` reads a sidecar back: ``fastvmt transfer --config`` replays it.
+:func:`replay_options` reads a sidecar back: ``fastvmt transfer --config`` replays it, from any folder (the sidecar
+records resolved paths, the dtype, the device and the attention kernel), and :func:`replay_note` says where a
+replay computes differently from the recorded run.
 
 >>> settings = TransferSettings(model_dir="Wan2.1-T2V-1.3B").check()  # doctest: +SKIP
 >>> job = TransferJob("dog.mp4", "a fox runs through snow")  # doctest: +SKIP
@@ -22,12 +24,15 @@ model work:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import os
+import platform
+import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fastvmt.outputs import refuse_overwrite, write_json
+from fastvmt.outputs import atomic_outputs, json_text, refuse_inputs, refuse_overwrite
 
 if TYPE_CHECKING:
     from fastvmt.generation.pipeline import MotionTransferPipeline, TransferResult
@@ -40,8 +45,11 @@ __all__ = [
     "PreparedTransfer",
     "TransferJob",
     "TransferSettings",
+    "effective_backend",
     "prepare_transfer",
+    "replay_note",
     "replay_options",
+    "run_environment",
     "sidecar_path",
 ]
 
@@ -169,8 +177,9 @@ class PreparedTransfer:
         return sidecar_path(self.out)
 
     def run(self, pipeline: MotionTransferPipeline) -> TransferResult:
-        """Generate the video. The report's config also records the reference and the model folder, so that the
-        sidecar replays the run."""
+        """Generate the video. The report's config also records what replays the run from any folder: the
+        resolved reference and model folder, dtype, requested device, offloading, the AMF backend in effect,
+        and the ``environment`` it ran in (:func:`run_environment`)."""
         from fastvmt.generation.pipeline import DEFAULT_NEGATIVE_PROMPT
 
         job, settings = self.job, self.settings
@@ -180,34 +189,38 @@ class PreparedTransfer:
             cfg_scale=settings.cfg_scale, seed=settings.seed if job.seed is None else job.seed,
             progress=settings.progress,
         )
-        result.report.config.update(reference=str(job.reference), model_dir=str(settings.model_dir))
+        result.report.config.update(
+            reference=str(Path(job.reference).resolve()), model_dir=str(Path(settings.model_dir).resolve()),
+            dtype=settings.dtype, device=settings.device, offload=settings.offload,
+            backend=effective_backend(settings.backend), environment=run_environment(result.latents.device),
+        )
         return result
 
     def write(self, result: TransferResult, **sections: Any) -> None:
-        """Write the MP4 at the reference's frame rate, then the sidecar: the report, plus ``sections`` as extra
-        top-level keys. Each goes to a hidden file renamed into place, the sidecar last, and a sidecar that
-        fails (or Ctrl-C) takes the new video with it: a run leaves both files or neither."""
-        from fastvmt.io import write_video
+        """Write the MP4 at the reference's frame rate and its sidecar (the report, plus ``sections`` as extra
+        top-level keys) as one group (:func:`~fastvmt.outputs.atomic_outputs`): both are written to hidden
+        files, then renamed into place, the sidecar last; an error or Ctrl-C leaves both files or neither."""
+        from fastvmt.io.video import encode_video
 
-        write_video(self.out, result.frames, fps=self.reference.fps, overwrite=self.overwrite)
-        try:
-            write_json(self.sidecar, {**result.report.to_dict(), **sections})
-        except BaseException:
-            self.out.unlink(missing_ok=True)
-            raise
+        with atomic_outputs([self.out, self.sidecar], overwrite=self.overwrite) as (video, sidecar):
+            encode_video(video, result.frames, fps=self.reference.fps)
+            sidecar.write_text(json_text({**result.report.to_dict(), **sections}))
 
 
 def prepare_transfer(job: TransferJob, settings: TransferSettings, out: str | Path, *,
-                     overwrite: bool = False) -> PreparedTransfer:
+                     overwrite: bool = False, inputs: Iterable[tuple[str, str | Path | None]] = ()) -> PreparedTransfer:
     """Check the outputs (``out``, an MP4, and its sidecar) and read the job's reference fitted to the settings'
-    size and frame count, before any model work.
+    size and frame count, before any model work. ``inputs``: other files the run reads, as ``(what, path)``
+    (a replayed sidecar), which the outputs must not be.
 
     Raises:
+        OutputIsInputError: an output is the reference, one of ``inputs``, or lies in a reference folder.
         FileExistsError: an output exists and ``overwrite`` is false.
         VideoError: a bad output path; a reference that is missing, unreadable or too short.
     """
     from fastvmt.io import check_output_path, read_video
 
+    refuse_inputs([out, sidecar_path(out)], [("reference", job.reference), *inputs])
     out = check_output_path(out, overwrite=overwrite)
     refuse_overwrite([sidecar_path(out)], overwrite)
     reference = read_video(job.reference, num_frames=settings.num_frames, height=settings.height,
@@ -217,7 +230,8 @@ def prepare_transfer(job: TransferJob, settings: TransferSettings, out: str | Pa
 
 def replay_options(sidecar: str | Path) -> dict[str, Any]:
     """What a run's sidecar records: its settings (see :meth:`TransferSettings.from_options`), ``seed``,
-    ``reference`` and ``prompt``.
+    ``reference``, ``prompt``, ``environment`` and ``versions``. A relative ``reference`` or ``model_dir`` (a
+    sidecar from before paths were recorded resolved, or edited by hand) is read from the sidecar's folder.
 
     Raises:
         FileNotFoundError: no such file.
@@ -225,8 +239,64 @@ def replay_options(sidecar: str | Path) -> dict[str, Any]:
     """
     try:
         record = json.loads(Path(sidecar).read_text())
-        return {**record["config"], "seed": record["seed"]}
+        options = {**record["config"], "seed": record["seed"], "versions": record.get("versions", {})}
     except FileNotFoundError:
         raise FileNotFoundError(f"config file {sidecar} does not exist") from None
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise ValueError(f"{sidecar} is not a fastvmt run sidecar ({exc})") from None
+    for key in ("reference", "model_dir"):
+        if isinstance(options.get(key), str):
+            options[key] = str(Path(sidecar).resolve().parent / options[key])  # an absolute path stays as it is
+    return options
+
+
+def effective_backend(backend: str) -> str:
+    """The AMF backend a run with setting ``backend`` uses: itself, or for ``"auto"`` the ``FASTVMT_BACKEND``
+    environment variable when set (what the ops then follow)."""
+    from fastvmt.backends.dispatch import ENV_BACKEND
+
+    return backend if backend != "auto" else os.environ.get(ENV_BACKEND) or "auto"
+
+
+def _dit_attention() -> str | None:
+    """The attention kernel diffsynth's Wan DiT calls (None when that module was not loaded: another backbone)."""
+    dit = sys.modules.get("diffsynth.models.wan_video_dit")
+    if dit is None:
+        return None
+    for flag, kernel in (("FLASH_ATTN_3_AVAILABLE", "flash_attention_3"), ("FLASH_ATTN_2_AVAILABLE",
+                         "flash_attention_2"), ("SAGE_ATTN_AVAILABLE", "sage_attention")):
+        if getattr(dit, flag, False):
+            return kernel
+    return "torch_sdpa"
+
+
+def run_environment(device: Any) -> dict[str, Any]:
+    """Where a run computes on ``device`` (a ``torch.device``): the device with its index, its model name and
+    the DiT's attention kernel. Recorded in the sidecar; a replay elsewhere is noted (:func:`replay_note`)."""
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        index = torch.cuda.current_device() if device.index is None else device.index
+        return {"device": f"cuda:{index}", "device_name": torch.cuda.get_device_name(index),
+                "attention": _dit_attention()}
+    return {"device": str(device), "device_name": platform.machine(), "attention": _dit_attention()}
+
+
+def replay_note(recorded: Mapping[str, Any], settings: TransferSettings, device: Any) -> str | None:
+    """A line saying how a replay of ``recorded`` (:func:`replay_options`) with ``settings`` on ``device``
+    computes differently from the recorded run (dtype, device, attention kernel, torch or diffsynth version),
+    or None when it does not: such a replay runs, but its frames may differ."""
+    from fastvmt.generation.report import package_versions
+
+    now = {"dtype": settings.dtype, **run_environment(device)}
+    then = {key: recorded[key] for key in ("dtype",) if key in recorded}
+    then |= {key: value for key, value in (recorded.get("environment") or {}).items() if key in now}
+    versions, recorded_versions = package_versions(), recorded.get("versions") or {}
+    now |= {name: versions[name] for name in ("torch", "diffsynth")}
+    then |= {name: recorded_versions[name] for name in ("torch", "diffsynth") if name in recorded_versions}
+    differences = [f"{key.replace('_', ' ')} {now[key]} (recorded {value})" for key, value in then.items()
+                   if value != now[key]]
+    if not differences:
+        return None
+    return f"this replay computes differently from the recorded run: {', '.join(differences)}; its frames may differ"

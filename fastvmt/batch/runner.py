@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from fastvmt.batch.executors.base import Executor
@@ -19,8 +19,9 @@ from fastvmt.batch.manifest import Job, read_manifest
 from fastvmt.batch.results import JobOutcome, JobPaths
 from fastvmt.batch.settings import BatchSettings
 from fastvmt.batch.summary import BatchSummary
+from fastvmt.outputs import refuse_inputs
 
-__all__ = ["SUMMARY_FILE", "load_jobs", "run_batch"]
+__all__ = ["SUMMARY_FILE", "batch_outputs", "load_jobs", "run_batch"]
 
 log = logging.getLogger(__name__)
 
@@ -51,20 +52,34 @@ def _skipped(paths: JobPaths) -> JobOutcome:
     return JobOutcome(paths.job_id, "skipped", metrics=metrics)
 
 
+def batch_outputs(jobs: Sequence[Job], out_dir: str | Path) -> list[Path]:
+    """Every file a batch of ``jobs`` into ``out_dir`` may write."""
+    paths = [JobPaths(Path(out_dir), job.id) for job in jobs]
+    return [Path(out_dir) / SUMMARY_FILE, *(file for p in paths for file in (p.video, p.sidecar, p.error))]
+
+
 def run_batch(
     jobs: Sequence[Job],
     settings: BatchSettings,
     out_dir: str | Path,
     executor: Executor,
     on_progress: Progress | None = None,
+    *,
+    inputs: Iterable[tuple[str, str | Path | None]] = (),
 ) -> BatchSummary:
     """Run the unfinished ``jobs`` into ``out_dir/<id>/`` and write ``out_dir/summary.json``.
 
     A job is finished (and skipped) when its video and sidecar are both there, so rerunning a batch after a
     crash or Ctrl-C runs only what is missing, failed jobs included. ``KeyboardInterrupt`` propagates (the
     finished jobs stay; no summary is written).
+
+    Raises:
+        OutputIsInputError: before any job runs, when a file the batch may write is a job's reference, one of
+            ``inputs`` (``(what, path)``: the manifest), or lies in a reference folder.
     """
     out_dir = Path(out_dir)
+    refuse_inputs(batch_outputs(jobs, out_dir), [*inputs, *((f"reference of job {job.id}", job.reference)
+                                                            for job in jobs)])
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     outcomes: dict[str, JobOutcome] = {}

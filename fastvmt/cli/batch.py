@@ -73,7 +73,7 @@ def batch(
         typer.echo(f"[{number}/{total}] {outcome.status} {outcome.id} in {outcome.seconds:.1f} s{detail}", err=True)
 
     try:
-        summary = run_batch(jobs, settings, out, chosen, on_progress=report)
+        summary = run_batch(jobs, settings, out, chosen, on_progress=report, inputs=[("manifest", manifest)])
     except KeyboardInterrupt:
         typer.echo("interrupted: finished jobs are kept; rerun the same command to run the rest", err=True)
         raise typer.Exit(130) from None

@@ -9,7 +9,7 @@ import typer
 
 from fastvmt.cli.app import app
 from fastvmt.cli.errors import user_errors
-from fastvmt.outputs import refuse_overwrite
+from fastvmt.outputs import atomic_outputs, encode_png, refuse_inputs, refuse_overwrite
 
 OUTPUTS = ("colors.mp4", "arrows.mp4", "panel.png")
 
@@ -53,6 +53,7 @@ def flow(
     extractor = DenseAMFExtractor(sf=2, tau=tau) if dense else WindowedAMFExtractor(
         sf=2, tile=_tile(tile), window=window, tau=tau
     )
+    refuse_inputs([out / name for name in OUTPUTS], [("reference", reference)])
     refuse_overwrite([out / name for name in OUTPUTS], overwrite)
     if model_dir is not None and not model_dir.is_dir():
         raise NotADirectoryError(f"model directory {model_dir} does not exist")
@@ -65,7 +66,7 @@ def flow(
     features = _features(video.frames, model_dir)
     extractor.check(features.grid)
     motion = extractor.extract(features, reference=True)
-    _write_pictures(out, video, motion)
+    _write_pictures(out, video, motion, overwrite)
     typer.echo(f"wrote {', '.join(str(out / name) for name in OUTPUTS)}")
 
 
@@ -78,32 +79,33 @@ def _features(frames, model_dir: Path | None):
 
     from fastvmt.backbones.wan import WanBackbone
     from fastvmt.io.frames import frames_to_tensor
+    from fastvmt.strategies.presets import CAPTURED_BLOCK
 
     backbone = WanBackbone.from_pretrained(model_dir)
     backbone.geometry(*frames.shape[:3])
     with torch.no_grad():
         latents = backbone.encode_video(frames_to_tensor(frames).to(backbone.device)).to(backbone.dtype)
-        return backbone.features(latents, 0.0, backbone.encode_prompt(""), block=14)
+        return backbone.features(latents, 0.0, backbone.encode_prompt(""), block=CAPTURED_BLOCK)
 
 
-def _write_pictures(out: Path, video, motion) -> None:
-    import imageio.v3 as iio
-
+def _write_pictures(out: Path, video, motion, overwrite: bool) -> None:
+    """The three pictures, written as one group: all of them or none."""
     from fastvmt.geometry import TEMPORAL_FACTOR
-    from fastvmt.io import write_video
+    from fastvmt.io.video import encode_video
     from fastvmt.viz import amf_frames, color_wheel_legend, frames_for_grid, side_by_side
 
     pictures = amf_frames(motion.displacement, motion.pairs, motion.grid, frames=video.frames)
     size = video.frames.shape[1]
     colors = side_by_side([pictures.colors], height=size)
     latent_fps = video.fps / TEMPORAL_FACTOR
-    out.mkdir(parents=True, exist_ok=True)
-    write_video(out / "colors.mp4", colors, fps=latent_fps, overwrite=True)
-    write_video(out / "arrows.mp4", pictures.arrows, fps=latent_fps, overwrite=True)
     first = frames_for_grid(video.frames, motion.grid.frames)[0]
     panel = side_by_side(
         [first, pictures.arrows[0], pictures.colors[0], color_wheel_legend(128)],
         ["frame 0", "flow 0->1", f"colour (max {pictures.max_magnitude:.2f} tokens)", "colour key"],
         height=size,
     )
-    iio.imwrite(out / "panel.png", panel)
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_outputs([out / name for name in OUTPUTS], overwrite=overwrite) as (colors_mp4, arrows_mp4, panel_png):
+        encode_video(colors_mp4, colors, fps=latent_fps)
+        encode_video(arrows_mp4, pictures.arrows, fps=latent_fps)
+        encode_png(panel_png, panel)

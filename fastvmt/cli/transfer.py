@@ -29,18 +29,23 @@ def transfer(
     given: dict[str, Any],
 ) -> None:
     """Transfer the motion of REFERENCE to a video generated from --prompt."""
-    from fastvmt.transfer_run import TransferJob, TransferSettings, prepare_transfer, replay_options
+    from fastvmt.transfer_run import TransferJob, TransferSettings, prepare_transfer, replay_note, replay_options
 
     named = {key: value for key, value in (("reference", reference), ("prompt", prompt)) if value is not None}
-    options = {**(replay_options(config) if config is not None else {}), **given, **named}
+    recorded = replay_options(config) if config is not None else {}
+    options = {**recorded, **given, **named}
     for required in ("reference", "prompt", "model_dir"):
         if not options.get(required):
             raise ValueError(f"missing --{required.replace('_', '-')} (or a --config sidecar that has it)")
     settings = TransferSettings.from_options(options).check()
     job = TransferJob(options["reference"], options["prompt"])
     strategy = settings.job_strategy(job)
-    prepared = prepare_transfer(job, settings, out, overwrite=overwrite)
+    prepared = prepare_transfer(job, settings, out, overwrite=overwrite, inputs=[("--config sidecar", config)])
     for note in prepared.reference.notes:
         typer.echo(f"note: {note}", err=True)
-    prepared.write(prepared.run(settings.pipeline(settings.load_backbone(), strategy)))
+    backbone = settings.load_backbone()
+    note = replay_note(recorded, settings, backbone.device)  # None without --config
+    if note is not None:
+        typer.echo(f"note: {note}", err=True)
+    prepared.write(prepared.run(settings.pipeline(backbone, strategy)))
     typer.echo(f"wrote {prepared.out} and {prepared.sidecar}")

@@ -12,7 +12,6 @@ import logging
 import math
 import os
 import re
-import secrets
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,8 +34,9 @@ from fastvmt.io.checks import (
     check_size,
 )
 from fastvmt.io.transforms import plan_frames, plan_resize
+from fastvmt.outputs import atomic_outputs
 
-__all__ = ["DEFAULT_FPS", "IMAGE_SUFFIXES", "Video", "read_video", "write_video"]
+__all__ = ["DEFAULT_FPS", "IMAGE_SUFFIXES", "Video", "encode_video", "read_video", "write_video"]
 
 logger = logging.getLogger(__name__)
 
@@ -238,28 +238,22 @@ def _even_sized(frames: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(frames)
 
 
-def write_video(
+def encode_video(
     path: str | os.PathLike[str],
     frames: UInt8[np.ndarray, "t h w 3"],
     *,
     fps: float | int = DEFAULT_FPS,
-    overwrite: bool = False,
     crf: int = 18,
 ) -> Path:
-    """Write ``frames (T, H, W, 3)`` uint8 RGB as an H.264 (libx264, yuv420p) MP4 and return its path.
-
-    The video is encoded to a hidden temporary file in the same folder, then renamed, so ``path`` is never
-    left half-written. Odd sizes are padded by one replicated pixel row/column (yuv420p needs even sizes).
-    ``crf`` is x264's constant rate factor (0 lossless ... 51 worst; 18 is visually near-lossless).
+    """Encode ``frames`` into the file ``path`` as it is, replacing it: the step :func:`write_video` runs on its
+    temporary file, and what a group of outputs written together (:func:`fastvmt.outputs.atomic_outputs`) runs.
 
     Raises:
-        FileExistsError: ``path`` exists and ``overwrite`` is false (checked before encoding, and again
-            before the rename).
         TypeError: frames are not a uint8 ``(T, H, W, 3)`` array.
-        VideoError: not an .mp4 path, missing folder, empty frames, bad fps or crf.
+        VideoError: empty frames, bad fps or crf.
         OSError: ffmpeg failed.
     """
-    path = check_output_path(path, overwrite=overwrite)
+    path = Path(path)
     if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
         raise TypeError("frames must be a uint8 numpy array (T, H, W, 3) of RGB")
     if 0 in frames.shape:
@@ -271,21 +265,41 @@ def write_video(
     frames = _even_sized(frames)
     _, height, width, _ = frames.shape
     rate = Fraction(fps).limit_denominator(1001)
-    temporary = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.tmp.mp4")
     command = [
         ffmpeg_executable(), "-hide_banner", "-loglevel", "error", "-y",
         "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", f"{rate.numerator}/{rate.denominator}",
         "-i", "-", "-an", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", str(crf),
-        "-movflags", "+faststart", "-f", "mp4", str(temporary),
+        "-movflags", "+faststart", "-f", "mp4", str(path),
     ]  # fmt: skip
-    try:
-        result = subprocess.run(command, input=frames.tobytes(), capture_output=True, check=False)
-        if result.returncode != 0:
-            reason = _ffmpeg_reason(result.stderr.decode(errors="replace"))
-            raise OSError(f"ffmpeg could not write {str(path)!r}: {reason}")
-        if path.exists() and not overwrite:
-            raise FileExistsError(f"{str(path)!r} appeared while encoding; pass --overwrite (overwrite=True)")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    result = subprocess.run(command, input=frames.tobytes(), capture_output=True, check=False)
+    if result.returncode != 0:
+        raise OSError(f"ffmpeg could not write {str(path)!r}: {_ffmpeg_reason(result.stderr.decode(errors='replace'))}")
+    return path
+
+
+def write_video(
+    path: str | os.PathLike[str],
+    frames: UInt8[np.ndarray, "t h w 3"],
+    *,
+    fps: float | int = DEFAULT_FPS,
+    overwrite: bool = False,
+    crf: int = 18,
+) -> Path:
+    """Write ``frames (T, H, W, 3)`` uint8 RGB as an H.264 (libx264, yuv420p) MP4 and return its path.
+
+    The video is encoded to a hidden temporary file in the same folder, then renamed
+    (:func:`fastvmt.outputs.atomic_outputs`), so ``path`` is never left half-written. Odd sizes are padded by one
+    replicated pixel row/column (yuv420p needs even sizes). ``crf`` is x264's constant rate factor (0 lossless
+    ... 51 worst; 18 is visually near-lossless).
+
+    Raises:
+        FileExistsError: ``path`` exists and ``overwrite`` is false (checked before encoding, and again
+            before the rename).
+        TypeError: frames are not a uint8 ``(T, H, W, 3)`` array.
+        VideoError: not an .mp4 path, missing folder, empty frames, bad fps or crf.
+        OSError: ffmpeg failed.
+    """
+    path = check_output_path(path, overwrite=overwrite)
+    with atomic_outputs([path], overwrite=overwrite) as (temporary,):
+        encode_video(temporary, frames, fps=fps, crf=crf)
     return path
