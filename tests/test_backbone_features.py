@@ -7,8 +7,9 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fastvmt.geometry import video_geometry
 from fastvmt.backbones.tiny import tiny_backbone
+from fastvmt.geometry import video_geometry
+from fastvmt.strategies.presets import CAPTURED_BLOCK
 
 TIMESTEP = 800.0
 
@@ -40,7 +41,7 @@ def attention_inputs(backbone, latents, context, block):
     return seen["q"], seen["k"]
 
 
-@pytest.mark.parametrize("block", [0, 14, 15])
+@pytest.mark.parametrize("block", [0, CAPTURED_BLOCK, CAPTURED_BLOCK + 1])
 def test_features_are_what_the_attention_receives_in_a_full_forward(backbone, inputs, block):
     latents, context, _ = inputs
     features = backbone.features(latents, TIMESTEP, context, block=block)
@@ -57,11 +58,11 @@ def test_features_are_after_qk_norm_and_rope(backbone, inputs):
     from diffsynth.models.wan_video_dit import rope_apply
 
     latents, context, _ = inputs
-    attention = backbone.dit.blocks[14].self_attn
+    attention = backbone.dit.blocks[CAPTURED_BLOCK].self_attn
     seen = {}
     handle = attention.register_forward_pre_hook(lambda module, args: seen.update(x=args[0], freqs=args[1]))
     try:
-        features = backbone.features(latents, TIMESTEP, context)
+        features = backbone.features(latents, TIMESTEP, context, block=CAPTURED_BLOCK)
     finally:
         handle.remove()
     normed_q = attention.norm_q(attention.q(seen["x"]))
@@ -74,7 +75,7 @@ def test_features_are_after_qk_norm_and_rope(backbone, inputs):
     assert not torch.allclose(features.q[1:], normed_q.reshape(features.q.shape)[1:])
 
 
-@pytest.mark.parametrize("block", [0, 14, 15])
+@pytest.mark.parametrize("block", [0, CAPTURED_BLOCK, CAPTURED_BLOCK + 1])
 def test_early_exit_runs_only_blocks_before_and_the_projections_of_block(backbone, inputs, block):
     latents, context, _ = inputs
     dit = backbone.dit
@@ -113,10 +114,10 @@ def test_gradients_reach_the_latents_as_through_the_full_forward(backbone, input
         return (q.float().mean(dim=-2) * k.float().roll(1, dims=0).mean(dim=-2)).sum()
 
     early = latents.clone().requires_grad_()
-    features = backbone.features(early, TIMESTEP, context)
+    features = backbone.features(early, TIMESTEP, context, block=CAPTURED_BLOCK)
     loss(features.q, features.k).backward()
     full = latents.clone().requires_grad_()
-    q, k = attention_inputs(backbone, full, context, 14)
+    q, k = attention_inputs(backbone, full, context, CAPTURED_BLOCK)
     loss(q.reshape(features.q.shape), k.reshape(features.k.shape)).backward()
     assert early.grad is not None and early.grad.abs().sum() > 0
     torch.testing.assert_close(early.grad, full.grad)
@@ -176,7 +177,7 @@ def test_bad_inputs_are_rejected_before_the_forward(backbone, inputs):
     with pytest.raises(ValueError, match=r"block must be an int in \[0, 15\]"):
         backbone.features(latents, TIMESTEP, context, block=16)
     with pytest.raises(ValueError, match="does not divide into DiT patches"):
-        backbone.features(latents[..., :5], TIMESTEP, context)
+        backbone.features(latents[..., :5], TIMESTEP, context, block=0)
     with pytest.raises(ValueError, match=r"timestep is sigma \* 1000"):
         backbone.velocity(latents, 1500.0, context)
     with pytest.raises(ValueError, match="needs a negative_context"):

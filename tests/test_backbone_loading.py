@@ -18,6 +18,7 @@ from fastvmt.backbones.architecture import (
 )
 from fastvmt.backbones.tiny import TINY_DIT, build_tiny_networks, tiny_backbone, write_tiny_checkpoint
 from fastvmt.backbones.wan import WanBackbone
+from fastvmt.strategies.presets import CAPTURED_BLOCK
 
 
 def load(directory, **options):
@@ -31,7 +32,7 @@ def outputs(backbone, seed=0):
     latents = torch.randn(1, 16, 3, 6, 8, generator=gen)
     context = backbone.encode_prompt("a red car drives left")
     negative = backbone.encode_prompt("blurry")
-    features = backbone.features(latents, 700.0, context, block=14)
+    features = backbone.features(latents, 700.0, context, block=CAPTURED_BLOCK)
     return {
         "context": context,
         "velocity": backbone.velocity(latents, 700.0, context, negative, cfg_scale=4.0),

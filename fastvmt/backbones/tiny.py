@@ -3,7 +3,7 @@
 ``write_tiny_checkpoint`` writes it in the layout Wan distributes (so :meth:`WanBackbone.from_pretrained` is
 exercised on it); ``tiny_backbone`` loads one (written once per seed and process to a temporary directory).
 
-Sizes: DiT dim 64, 2 heads of 32, 16 blocks (so the default block 14 exists), FFN 128; umT5 encoder of 2
+Sizes: DiT dim 64, 2 heads of 32, 16 blocks (so the presets' captured block exists), FFN 128; umT5 encoder of 2
 layers, width 32; VAE width 8 (the released one is 96); a character-level Unigram tokenizer built offline
 with ``tokenizers``. A 9-frame 96x128 video (token grid 3x6x8) runs a DiT forward in ~0.1 s on one CPU core.
 On a CPU shared with other work, ``torch.set_num_threads(1)`` makes these tiny ops 10-50x faster (two

@@ -24,12 +24,10 @@ from fastvmt.backbones.offload import OFFLOAD_CHOICES
 from fastvmt.geometry import SPATIAL_FACTOR, TEMPORAL_FACTOR, video_geometry
 from fastvmt.interfaces import AttentionFeatures, Backbone, VideoGeometry
 
-__all__ = ["DEFAULT_BLOCK", "WanBackbone"]
+__all__ = ["WanBackbone"]
 
 log = logging.getLogger(__name__)
 
-#: The block whose Q/K FastVMT captures (the 15th).
-DEFAULT_BLOCK = 14
 #: diffsynth's Wan pipeline defaults for VAE tiling, in latent pixels.
 VAE_TILE_SIZE = (30, 52)
 VAE_TILE_STRIDE = (15, 26)
@@ -327,7 +325,7 @@ class WanBackbone(Backbone):
         timestep: float,
         context: Float[Tensor, "1 l d"],
         *,
-        block: int = DEFAULT_BLOCK,
+        block: int,
     ) -> AttentionFeatures:
         """Self-attention q and k of ``block`` per head, ``(F, H, W, heads, head_dim)``, after q/k RMSNorm and
         3D RoPE. The forward stops there (blocks ``0..block-1`` and ``block``'s projections run); the result

@@ -27,7 +27,9 @@ def flow(
     reference: Path = typer.Argument(..., help="Video to analyse (any ffmpeg-readable file)."),
     out: Path = typer.Option(Path("fastvmt-flow"), "--out", "-o", help="Folder for colors.mp4, arrows.mp4, panel.png."),
     model_dir: Optional[Path] = typer.Option(
-        None, "--model-dir", help="Wan2.1 checkpoint: use its block-14 Q/K. Default: the video's own patches."
+        None,
+        "--model-dir",
+        help="Wan2.1 checkpoint: use the Q/K of the presets' captured block. Default: the video's own patches.",
     ),
     frames: Optional[int] = typer.Option(None, help="Frames to read, 4k+1. [default: the most the video has]"),
     height: int = typer.Option(288, help="Height the video is cropped and resized to, a multiple of 16."),
