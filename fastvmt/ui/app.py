@@ -92,6 +92,11 @@ class _Page:
             return [*[gr.skip()] * len(self.RESULTS), *self.listings(None)]
         return [*self.results(runs[0]), *self.listings(runs[0])]
 
+    @staticmethod
+    def pick(path: str | None) -> Any:
+        """The picked video (gradio checks that it is one of the choices) as the reference."""
+        return path or gr.skip()
+
     def open_run(self, name: str | None) -> list[Any]:
         if not name:
             return ["", *[gr.skip()] * len(self.RESULTS)]
@@ -210,7 +215,7 @@ def build_app(runner: UIRunner, *, host: str, port: int) -> gr.Blocks:
         strategy.change(page.strategy_fields, strategy, strategy_outputs, api_name="strategy_fields")
         for field in (frames, height, width):
             field.change(geometry_note, [frames, height, width], geometry, api_name=False)
-        pick.input(lambda path: path or gr.skip(), pick, reference, api_name=False)
+        pick.input(page.pick, pick, reference, api_name="pick")
         runs.input(page.open_run, runs, [status, *results], api_name="open_run")
         app.load(page.open_latest, None, [*results, *listings], api_name=False)
         run_button.click(page.run, form_inputs, [status, *results, *listings], api_name="run",
