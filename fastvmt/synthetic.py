@@ -121,7 +121,9 @@ def moving_scene(
 
     rng = np.random.default_rng(seed)
     travel = np.abs(np.asarray(pan, np.float64)) * steps
-    canvas = _smooth_texture(rng, height + math.ceil(travel[0]) + 2, width + math.ceil(travel[1]) + 2, feature_size)
+    canvas = _smooth_texture(
+        rng, height + math.ceil(travel[0]) + 2, width + math.ceil(travel[1]) + 2, float(feature_size)
+    )
     background_low, background_high = _BACKGROUND_RANGE
     canvas = background_low + (background_high - background_low) * canvas
     side = 2 * math.ceil(radius) + 8  # the disc's texture, centred on the disc's centre

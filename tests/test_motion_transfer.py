@@ -1,14 +1,18 @@
-"""Guidance really transfers motion: a static video learns the reference's translation.
+"""Guidance pulls the AMF of a static video to the reference's translation (at the guidance temperature).
 
 The weight-free PatchBackbone has Q = K = the latent's own normalised patches and zero velocity, so the only
 thing that changes the latents is guidance, and the AMF of a latent video is the block-matching flow of its
 content. Starting from a static video, guided sampling towards a translating reference must make the output's
-AMF at the guidance temperature (tau = 20, sharp next to the default 1) equal the reference's in the interior.
+AMF at the guidance temperature (tau = 40: the 48 pooled colours of a token give logits up to 5.8, soft next
+to the near-hard PATCH_TAU) equal the reference's in the interior.
 
-Measured (see the closing note of the pipeline issue): dense guidance brings the dense AMF from an end-point
-error of 0.66 token (static start) to 0.07; windowed guidance brings the windowed AMF from 0.83 to 0.23. On this
-toy backbone windowed guidance does not pin the dense AMF (the optimiser is free to use keys outside each
-tile's window), so each extractor is judged by its own flow.
+Measured: dense guidance brings the dense AMF from an end-point error of 0.66 token (static start) to 0.07;
+windowed guidance brings the windowed AMF from 0.83 to 0.23. On this toy backbone windowed guidance does not
+pin the dense AMF (the optimiser is free to use keys outside each tile's window), so each extractor is judged
+by its own flow. What guidance changes is the texture, not where it is: the near-hard block-matching flow
+(PATCH_TAU) of the output stays as far from the reference's as the static start's (dense: 0.70 -> 0.67,
+windowed: 0.70 -> 0.91), because with no generative prior a texture that fools the soft match is closer than
+a moved one. The test pins what guidance promises, the flow it optimises.
 """
 
 import numpy as np
@@ -16,21 +20,21 @@ import pytest
 import torch
 
 from fastvmt import ops
+from fastvmt.backbones.patch import PatchBackbone
 from fastvmt.generation.pipeline import MotionTransferPipeline
 from fastvmt.io.frames import frames_to_tensor, tensor_to_frames
 from fastvmt.strategies.components import resolve_strategy
 from fastvmt.strategies.heads import reduce_heads
 from fastvmt.strategies.spec import Component
-from tests.support.patch_backbone import PatchBackbone
 
 SHIFT_TOKENS = (0, 1)  # (rows, cols) per latent frame
-TAU = 20.0
+TAU = 40.0
 WINDOWED = {"tile": (2, 2), "window": 5}
 
 
 def translating_clip(frames=9, size=128, seed=0):
-    """Pixel frames whose latent (8x8 pooled) content moves by SHIFT_TOKENS tokens every 4 frames: a camera
-    window sliding over a larger random texture (new content enters at the border)."""
+    """Pixel frames of random 8x8-pixel blocks (one latent pixel each) that move by SHIFT_TOKENS tokens every 4
+    frames: a camera window sliding over a larger random texture (new content enters at the border)."""
     generator = torch.Generator().manual_seed(seed)
     latent, margin = size // 8, 2 * (frames // 4) * max(map(abs, SHIFT_TOKENS))
     texture = torch.rand(3, latent + margin, latent + margin, generator=generator) * 2 - 1
@@ -48,7 +52,7 @@ def encode(backbone, frames):
 
 def flow(backbone, latents, extractor):
     """The AMF of ``latents`` as (pairs, H, W, 2), dense or windowed, at the guidance temperature."""
-    q, k, scale = reduce_heads(backbone.features(latents, 0.0, None, block=0), "mean_qk")
+    q, k, scale = reduce_heads(backbone.features(latents, 0.0, torch.empty(0), block=0), "mean_qk")
     if extractor == "dense_amf":
         displacement = ops.full_amf(q, k, tau=TAU, scale=scale, backend="reference")
     else:
@@ -64,7 +68,7 @@ def interior_epe(flow_a, flow_b):
 @pytest.mark.parametrize(
     ("extractor", "options"), [("dense_amf", {"tau": TAU}), ("windowed_amf", {"tau": TAU, **WINDOWED})]
 )
-def test_static_video_learns_the_reference_translation(extractor, options):
+def test_guidance_pulls_a_static_videos_amf_to_the_references(extractor, options):
     backbone = PatchBackbone()
     reference = translating_clip()
     start = encode(backbone, np.repeat(reference[:1], len(reference), axis=0))

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from fastvmt.backbones.patch import PatchBackbone
 from fastvmt.generation.pipeline import MotionTransferPipeline
-from tests.support.patch_backbone import PatchBackbone
 
 SMALL_FASTVMT = {"extractor.tile": (2, 2), "extractor.window": 3}
 
@@ -108,7 +108,7 @@ def test_bad_input_fails_before_any_model_work(video, prompt, message):
         ({"extractor.windw": 3}, "invalid options for extractor 'windowed_amf'"),
         ({"extractor.window": 4}, "window"),
         ({"denoising_strength": 0.0}, "denoising_strength"),
-        ({"block": 16}, "block 16 but the backbone has 16 blocks"),
+        ({"block": 30}, "block 30 but the backbone has 30 blocks"),
         ({"scheduler.every": 0}, "every"),
     ],
 )

@@ -75,11 +75,7 @@ class MotionTransferPipeline:
         self.backbone = backbone
         self.strategy = resolve_strategy(strategy)
         self.components = build_components(self.strategy)
-        if self.strategy.guided and self.strategy.block >= backbone.num_blocks:
-            raise ValueError(
-                f"strategy {self.strategy.name!r} captures block {self.strategy.block} but the backbone has "
-                f"{backbone.num_blocks} blocks (0..{backbone.num_blocks - 1}); override 'block'"
-            )
+        self.strategy.check_block(backbone.num_blocks)
         self.backend = backend
 
     @classmethod
@@ -94,7 +90,13 @@ class MotionTransferPipeline:
     ) -> MotionTransferPipeline:
         """Load a registered backbone from a local checkpoint directory and wrap it."""
         resolve_strategy(strategy)  # unknown names fail before loading gigabytes
-        return cls(plugins.get("backbone", backbone).from_pretrained(model_dir, **backbone_options), strategy, backend)
+        backbone_class = plugins.get("backbone", backbone)
+        if not hasattr(backbone_class, "from_pretrained"):
+            raise TypeError(
+                f"backbone {backbone!r} loads no checkpoint; build it and wrap it: "
+                f"MotionTransferPipeline({backbone_class.__name__}(), strategy)"
+            )
+        return cls(backbone_class.from_pretrained(model_dir, **backbone_options), strategy, backend)
 
     def _check_inputs(self, video: Tensor, prompt: str, num_frames, height, width) -> VideoGeometry:
         if not isinstance(prompt, str) or not prompt.strip():
