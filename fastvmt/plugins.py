@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import entry_points
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pluggy
@@ -26,6 +26,7 @@ __all__ = [
     "PluginError",
     "Registration",
     "Registry",
+    "create",
     "get",
     "names",
     "plugin_manager",
@@ -166,6 +167,30 @@ def reset() -> None:
 def get(kind: str, name: str) -> Any:
     """Shortcut for ``registry().get(kind, name)``."""
     return registry().get(kind, name)
+
+
+def create(kind: str, name: str, options: Mapping[str, Any] | None = None) -> Any:
+    """An instance of the ``kind`` registered as ``name``, built with user-given ``options`` (``--set``,
+    ``--tracker-option``, a manifest): ``ValueError`` naming the component and what it takes when an option is
+    unknown, missing or of a type its constructor refuses."""
+    cls = get(kind, name)
+    options = dict(options or {})
+    try:
+        signature = inspect.signature(cls)
+    except (TypeError, ValueError):  # a builtin or C type: let the call itself check
+        signature = None
+    if signature is not None:
+        try:
+            signature.bind(**options)
+        except TypeError as exc:
+            accepted = ", ".join(p for p in signature.parameters if p not in ("args", "kwargs")) or "none"
+            raise ValueError(f"invalid options for {kind} {name!r}: {exc} (options: {accepted})") from None
+    try:
+        return cls(**options)
+    except TypeError as exc:  # a value of the wrong type for the constructor (e.g. a string where a number goes)
+        given = ", ".join(f"{key}={value!r}" for key, value in options.items())
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ValueError(f"invalid options for {kind} {name!r} ({given}): {reason}") from None
 
 
 def names(kind: str) -> list[str]:

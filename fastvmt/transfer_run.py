@@ -28,7 +28,7 @@ import os
 import platform
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +45,7 @@ __all__ = [
     "PreparedTransfer",
     "TransferJob",
     "TransferSettings",
+    "check_options",
     "effective_backend",
     "prepare_transfer",
     "replay_note",
@@ -57,6 +58,85 @@ __all__ = [
 DTYPES = ("bfloat16", "float16", "float32")
 #: The registered backbone a run loads from ``model_dir``.
 BACKBONE = "wan"
+
+
+def _text(name: str, value: Any, *, optional: bool = False) -> Any:
+    if (value is None and optional) or (isinstance(value, str) and value.strip()):
+        return value
+    raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+
+
+def _path(name: str, value: Any) -> Any:
+    if isinstance(value, os.PathLike) or (isinstance(value, str) and value.strip()):
+        return value
+    raise ValueError(f"{name} must be a path, got {value!r}")
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
+def _mapping(name: str, value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
+        raise ValueError(f"{name} must be an object of strategy fields, e.g. {{\"extractor.window\": 11}}, got "
+                         f"{value!r}")
+    return value
+
+
+def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _setting_rules() -> dict[str, Any]:
+    """Each setting's check, returning its normal form (imported on use: torch comes with the geometry)."""
+    from fastvmt.generation.sampling import check_num_steps, check_seed
+    from fastvmt.io.checks import check_num_frames, check_size
+    from fastvmt.strategies.spec import Strategy, check_field
+    from fastvmt.values import check_int
+
+    def strategy_field(name: str) -> Any:
+        return lambda value: None if value is None else check_field(name, value)
+
+    return {
+        "reference": lambda value: _path("reference", value),
+        "prompt": lambda value: _text("prompt", value),
+        "model_dir": lambda value: _path("model_dir", value),
+        "num_frames": lambda value: check_num_frames(check_int("num_frames", value)),
+        "height": lambda value: check_size("height", check_int("height", value)),
+        "width": lambda value: check_size("width", check_int("width", value)),
+        "num_inference_steps": check_num_steps,
+        "seed": check_seed,
+        "strategy": lambda value: (Strategy.from_dict(value).to_dict() if isinstance(value, Mapping)
+                                   else _text("strategy", value)),
+        "overrides": lambda value: _mapping("overrides", value),
+        "backend": lambda value: _text("backend", value),
+        "denoising_strength": strategy_field("denoising_strength"),
+        "cfg_scale": strategy_field("cfg_scale"),
+        "negative_prompt": lambda value: _text("negative_prompt", value, optional=True),
+        "dtype": lambda value: _choice("dtype", value, DTYPES),
+        "device": lambda value: _text("device", value, optional=True),
+        "offload": lambda value: _flag("offload", value),
+        "progress": lambda value: _flag("progress", value),
+    }
+
+
+def _dit_blocks(model_dir: str | Path) -> int:
+    """The blocks of the DiT in ``model_dir``, from its file headers: a strategy's block is checked before loading."""
+    from fastvmt.backbones.checkpoint import dit_block_count, locate_checkpoint
+
+    return dit_block_count(locate_checkpoint(model_dir))
+
+
+def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` (settings fields and a job's ``reference`` and ``prompt``, any subset) with each value checked and
+    in normal form (e.g. an integer ``cfg_scale`` as a float); ``ValueError`` naming the first bad one. Other keys
+    pass as they are."""
+    rules = _setting_rules()
+    return {key: rules[key](value) if key in rules else value for key, value in options.items()}
 
 
 def sidecar_path(video: str | Path) -> Path:
@@ -105,34 +185,32 @@ class TransferSettings:
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> TransferSettings:
-        """The settings among ``options`` (keys that are not fields, e.g. a sidecar's prompt, are left out)."""
+        """The settings among ``options`` (keys that are not fields, e.g. a sidecar's prompt, are left out), each
+        value checked (:func:`check_options`) before the settings are built."""
         names = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in options.items() if key in names})
+        return cls(**check_options({key: value for key, value in options.items() if key in names}))
 
     def check(self) -> TransferSettings:
-        """Fail on a bad option (size, frame count, steps, dtype, backend, missing model folder) before any
-        work; returns self."""
+        """Fail on a bad option before any model work: every value's type and range, the video size against
+        :func:`fastvmt.geometry.check_video_size`'s bound, the backend, the device, the checkpoint's files (found,
+        not read). Returns the settings with their numbers in normal form."""
         from fastvmt import plugins
-        from fastvmt.io.checks import check_num_frames, check_size
+        from fastvmt.backbones.checkpoint import locate_checkpoint
+        from fastvmt.backbones.wan import resolve_device
+        from fastvmt.io.checks import check_video_size
 
-        check_num_frames(self.num_frames)
-        check_size("height", self.height)
-        check_size("width", self.width)
-        if self.num_inference_steps < 1:
-            raise ValueError(f"the number of steps must be at least 1, got {self.num_inference_steps}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
-        if self.backend != "auto":
-            plugins.get("backend", self.backend)
-        if not Path(self.model_dir).is_dir():
-            raise NotADirectoryError(
-                f"model directory {self.model_dir} does not exist (download Wan2.1-T2V weights there)"
-            )
-        return self
+        checked = replace(self, **check_options({f.name: getattr(self, f.name) for f in fields(TransferSettings)}))
+        check_video_size(checked.num_frames, checked.height, checked.width)
+        if checked.backend != "auto":
+            plugins.get("backend", checked.backend)
+        resolve_device(checked.device)
+        locate_checkpoint(checked.model_dir)  # every file there, none read yet
+        return checked
 
     def job_strategy(self, job: TransferJob) -> Strategy:
         """The job's preset (or these settings' strategy) with these settings' overrides, then the job's; its
-        components are built once, so an unknown name or option raises ``LookupError``/``ValueError`` here."""
+        components are built once, so an unknown name or option raises ``LookupError``/``ValueError`` here, as does
+        a captured block the checkpoint's DiT does not have (read from its file headers, not loaded)."""
         from fastvmt.strategies.components import build_components, resolve_strategy
         from fastvmt.strategies.spec import Strategy
 
@@ -140,6 +218,7 @@ class TransferSettings:
         strategy = resolve_strategy(Strategy.from_dict(base) if isinstance(base, Mapping) else base,
                                     {**self.overrides, **job.overrides})
         build_components(strategy)
+        strategy.check_block(_dit_blocks(self.model_dir))
         return strategy
 
     def load_backbone(self) -> Backbone:
@@ -235,7 +314,7 @@ def replay_options(sidecar: str | Path) -> dict[str, Any]:
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: the file is not a run's sidecar.
+        ValueError: the file is not a run's sidecar, or a value in it is bad (the message names the file).
     """
     try:
         record = json.loads(Path(sidecar).read_text())
@@ -247,7 +326,10 @@ def replay_options(sidecar: str | Path) -> dict[str, Any]:
     for key in ("reference", "model_dir"):
         if isinstance(options.get(key), str):
             options[key] = str(Path(sidecar).resolve().parent / options[key])  # an absolute path stays as it is
-    return options
+    try:
+        return check_options(options)
+    except ValueError as exc:
+        raise ValueError(f"{sidecar}: {exc}") from None
 
 
 def effective_backend(backend: str) -> str:

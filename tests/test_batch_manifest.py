@@ -5,7 +5,7 @@ from typer.testing import CliRunner
 
 from fastvmt.batch import BatchSettings, ManifestError, job_id, load_jobs, read_manifest
 from fastvmt.cli import app
-from tests.support.batch_inputs import write_manifest
+from tests.support.batch_inputs import model_dir, write_manifest  # noqa: F401  (fixture)
 
 
 @pytest.fixture
@@ -15,14 +15,6 @@ def clip(tmp_path):
     return path
 
 
-@pytest.fixture
-def empty_model_dir(tmp_path):
-    """A folder without a checkpoint: loading a model from it would fail with a different error."""
-    folder = tmp_path / "model"
-    folder.mkdir()
-    return folder
-
-
 BAD_LINES = {
     2: ({"reference": "clip.mp4"}, "missing 'prompt'"),
     3: ('{"reference": "clip.mp4", "prompt": "x"', "not valid JSON"),
@@ -30,7 +22,7 @@ BAD_LINES = {
     5: ({"reference": "nowhere.mp4", "prompt": "c"}, "'nowhere.mp4' not found"),
     6: ({"reference": "clip.mp4", "prompt": "d", "promt": "typo"}, "unknown key 'promt'"),
     7: ({"reference": "clip.mp4", "prompt": "e", "strategy": "fast"}, "available: ditflow, fastvmt, no_transfer"),
-    8: ({"reference": "clip.mp4", "prompt": "f", "seed": "7"}, "'seed' must be a non-negative integer"),
+    8: ({"reference": "clip.mp4", "prompt": "f", "seed": "7"}, "'seed': seed must be an integer"),
     9: ({"reference": "clip.mp4", "prompt": "g", "overrides": {"no_such_field": 1}}, "unknown strategy field"),
     10: ({"reference": "clip.mp4", "prompt": "h", "id": "../escape"}, "not a usable folder name"),
     12: ({"reference": "clip.mp4", "prompt": "same"}, "repeats the job of line 11"),
@@ -44,8 +36,8 @@ def bad_manifest(folder):
     return write_manifest(folder / "jobs.jsonl", lines)
 
 
-def test_every_bad_line_is_reported_at_once(tmp_path, clip, empty_model_dir):
-    settings = BatchSettings(model_dir=str(empty_model_dir))
+def test_every_bad_line_is_reported_at_once(tmp_path, clip, model_dir):
+    settings = BatchSettings(model_dir=str(model_dir))
     with pytest.raises(ManifestError) as caught:
         load_jobs(bad_manifest(tmp_path), settings)
     message = str(caught.value)
@@ -55,10 +47,10 @@ def test_every_bad_line_is_reported_at_once(tmp_path, clip, empty_model_dir):
     assert "line 1:" not in message and "line 11:" not in message
 
 
-def test_cli_reports_the_manifest_before_loading_a_model_and_writes_nothing(tmp_path, clip, empty_model_dir):
+def test_cli_reports_the_manifest_before_loading_a_model_and_writes_nothing(tmp_path, clip, model_dir):
     out = tmp_path / "results"
     result = CliRunner().invoke(app, ["batch", str(bad_manifest(tmp_path)), "--out", str(out), "--model-dir",
-                                      str(empty_model_dir)])
+                                      str(model_dir)])
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output and "error: 10 problem(s)" in result.output
     assert not out.exists()
@@ -75,10 +67,10 @@ def test_cli_reports_the_manifest_before_loading_a_model_and_writes_nothing(tmp_
         (["--set", "extractor.window"], "--set takes KEY=VALUE"),
     ],
 )
-def test_bad_options_fail_before_any_work(tmp_path, clip, empty_model_dir, options, message):
+def test_bad_options_fail_before_any_work(tmp_path, clip, model_dir, options, message):
     manifest = write_manifest(tmp_path / "jobs.jsonl", [{"reference": "clip.mp4", "prompt": "a"}])
     out = tmp_path / "results"
-    result = CliRunner().invoke(app, ["batch", str(manifest), "--out", str(out), "--model-dir", str(empty_model_dir),
+    result = CliRunner().invoke(app, ["batch", str(manifest), "--out", str(out), "--model-dir", str(model_dir),
                                       *options])
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
@@ -87,7 +79,7 @@ def test_bad_options_fail_before_any_work(tmp_path, clip, empty_model_dir, optio
 
 def test_missing_model_dir_and_empty_manifest_are_errors(tmp_path, clip):
     manifest = write_manifest(tmp_path / "jobs.jsonl", ["", "  "])
-    with pytest.raises(NotADirectoryError, match="no-model"):
+    with pytest.raises(FileNotFoundError, match="no-model"):
         load_jobs(manifest, BatchSettings(model_dir=str(tmp_path / "no-model")))
     with pytest.raises(ManifestError, match="holds no jobs"):
         read_manifest(manifest)

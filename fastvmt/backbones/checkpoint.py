@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ __all__ = [
     "CheckpointFiles",
     "MissingCheckpointFilesError",
     "UnsafeCheckpointError",
+    "dit_block_count",
     "dit_shard_name",
     "locate_checkpoint",
     "read_config",
@@ -54,6 +56,8 @@ TOKENIZER_FILES = ("tokenizer.json", "spiece.model")
 TOKENIZER_CONFIG = "tokenizer_config.json"
 CONFIG_FILE = "config.json"
 
+#: A DiT block's tensor names, in Wan's and diffusers' layouts alike (``[model.]blocks.N.*``).
+_BLOCK_NAME = re.compile(r"(?:^|\.)blocks\.(\d+)\.")
 #: Wrappers some trainers put around a state dict.
 _STATE_DICT_WRAPPERS = ("state_dict", "model_state", "module")
 
@@ -206,6 +210,23 @@ def _read_pickle(path: Path, dtype: torch.dtype | None, device: torch.device) ->
         raise ValueError(f"{path} does not hold a state dict (a mapping of names to tensors)")
     # Memory-mapped: each tensor is read from disk only when moved or cast here (or when first used).
     return {name: t.to(device=device, dtype=dtype) for name, t in loaded.items()}
+
+
+def dit_block_count(files: CheckpointFiles) -> int:
+    """How many blocks the checkpoint's DiT has, read from its safetensors headers (no tensor is loaded): what a
+    strategy's captured block is checked against before the model loads."""
+    from safetensors import SafetensorError, safe_open
+
+    blocks: set[int] = set()
+    for path in files.dit:
+        try:
+            with safe_open(str(path), framework="pt") as file:
+                blocks.update(int(m.group(1)) for name in file.keys() if (m := _BLOCK_NAME.search(name)))
+        except SafetensorError as exc:
+            raise ValueError(f"cannot read {path}: not a valid .safetensors file ({exc})") from exc
+    if not blocks:
+        raise ValueError(f"the DiT weights in {files.root} have no blocks (tensors named blocks.N.*)")
+    return max(blocks) + 1
 
 
 def read_state_dict(

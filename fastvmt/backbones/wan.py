@@ -24,7 +24,7 @@ from fastvmt.backbones.offload import OFFLOAD_CHOICES
 from fastvmt.geometry import SPATIAL_FACTOR, TEMPORAL_FACTOR, video_geometry
 from fastvmt.interfaces import AttentionFeatures, Backbone, VideoGeometry
 
-__all__ = ["WanBackbone"]
+__all__ = ["WanBackbone", "resolve_device"]
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +34,23 @@ VAE_TILE_STRIDE = (15, 26)
 _FLOAT_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
-def _resolve_device(device: str | torch.device | None) -> torch.device:
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``device`` as a ``torch.device`` (None: CUDA when available, else the CPU); ``ValueError`` for a name torch
+    does not know or a CUDA device this machine does not have."""
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        resolved = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"unknown device {device!r}: {exc}") from exc
+        raise ValueError(f"unknown device {device!r} (e.g. cpu, cuda, cuda:1): {exc}") from None
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"device {device!r}: this machine has no CUDA device (torch.cuda.is_available() is "
+                             "False); use the cpu")
+        if resolved.index is not None and resolved.index >= count:
+            raise ValueError(f"device {device!r}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+    return resolved
 
 
 def _check_options(
@@ -94,7 +104,7 @@ class WanBackbone(Backbone):
         from fastvmt.backbones.modules import prepare
         from fastvmt.backbones.offload import default_vram_limit, enable_offload
 
-        resolved = _resolve_device(device)
+        resolved = resolve_device(device)
         _check_options(dtype, resolved, offload, vram_limit)
         self._device, self._dtype = resolved, dtype
         self.num_blocks = len(dit.blocks)
@@ -141,7 +151,7 @@ class WanBackbone(Backbone):
         from fastvmt.backbones import architecture as arch
         from fastvmt.backbones import checkpoint, modules
 
-        resolved = _resolve_device(device)
+        resolved = resolve_device(device)
         _check_options(dtype, resolved, offload, vram_limit)
         files = checkpoint.locate_checkpoint(model_dir)
         stored = checkpoint.read_config(files.config)

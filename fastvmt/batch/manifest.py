@@ -30,7 +30,7 @@ FIELDS = {
     "prompt": "text of the video to generate",
     "strategy": "strategy preset name",
     "overrides": "object of strategy overrides, e.g. {\"extractor.window\": 11}",
-    "seed": "integer seed",
+    "seed": "integer seed, 0 to 2**64 - 1",
     "id": "job name: letters, digits, '.', '_', '-'",
 }
 #: Names a job id cannot take: files the batch writes beside the job folders.
@@ -70,9 +70,13 @@ def _entry_problems(entry: Any) -> list[str]:
         problems.append(f"'strategy' must be a {FIELDS['strategy']}")
     if "overrides" in entry and not isinstance(entry["overrides"], dict):
         problems.append(f"'overrides' must be an {FIELDS['overrides']}")
-    seed = entry.get("seed")
-    if "seed" in entry and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        problems.append(f"'seed' must be a non-negative integer, got {seed!r}")
+    if "seed" in entry:
+        from fastvmt.generation.sampling import check_seed
+
+        try:
+            check_seed(entry["seed"])
+        except ValueError as exc:
+            problems.append(f"'seed': {exc}")
     name = entry.get("id")
     if "id" in entry and not (isinstance(name, str) and _ID_PATTERN.fullmatch(name) and name not in RESERVED_IDS):
         problems.append(

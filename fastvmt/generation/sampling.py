@@ -12,9 +12,30 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-__all__ = ["FlowMatchSchedule", "add_noise"]
+from fastvmt.strategies.spec import check_field
+from fastvmt.values import check_int
+
+__all__ = ["MAX_SEED", "MAX_STEPS", "FlowMatchSchedule", "add_noise", "check_num_steps", "check_seed"]
 
 NUM_TRAIN_TIMESTEPS = 1000
+#: The most denoising steps: one per training timestep (a finer schedule repeats timesteps the model was trained
+#: on; its sigmas are allocated up front).
+MAX_STEPS = NUM_TRAIN_TIMESTEPS
+#: Seeds are what ``torch.Generator.manual_seed`` takes without wrapping around: ``0 .. 2**64 - 1``.
+MAX_SEED = 2**64 - 1
+
+
+def check_num_steps(num_steps: object) -> int:
+    """``num_steps`` if it is an integer in ``[1, MAX_STEPS]``; ``ValueError`` naming the bound otherwise."""
+    try:
+        return check_int("the number of denoising steps", num_steps, low=1, high=MAX_STEPS)
+    except ValueError as exc:
+        raise ValueError(f"{exc} (at most one step per training timestep, {MAX_STEPS})") from None
+
+
+def check_seed(seed: object) -> int:
+    """``seed`` if it is an integer in ``[0, MAX_SEED]``; ``ValueError`` otherwise."""
+    return check_int("seed", seed, low=0, high=MAX_SEED)
 
 
 @dataclass(frozen=True)
@@ -25,12 +46,9 @@ class FlowMatchSchedule:
 
     @classmethod
     def wan(cls, num_steps: int, *, shift: float, denoising_strength: float = 1.0) -> FlowMatchSchedule:
-        if num_steps < 1:
-            raise ValueError(f"num_inference_steps must be >= 1, got {num_steps}")
-        if not 0.0 < denoising_strength <= 1.0:
-            raise ValueError(f"denoising_strength must be in (0, 1], got {denoising_strength}")
-        if shift <= 0:
-            raise ValueError(f"shift must be > 0, got {shift}")
+        check_num_steps(num_steps)
+        denoising_strength = check_field("denoising_strength", denoising_strength)
+        shift = check_field("shift", shift)
         raw = torch.linspace(denoising_strength, 0.0, num_steps + 1, dtype=torch.float64)[:-1]
         shifted = shift * raw / (1 + (shift - 1) * raw)
         return cls(tuple(shifted.tolist()))

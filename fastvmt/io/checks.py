@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fastvmt.geometry import check_frame_count, check_multiple
+from fastvmt.geometry import check_video_size as _check_video_size
 
 __all__ = [
     "FRAME_POLICIES",
@@ -19,6 +20,7 @@ __all__ = [
     "check_num_frames",
     "check_output_path",
     "check_size",
+    "check_video_size",
 ]
 
 #: The shortest clip read_video fits to Wan's frame counts (4 * 1 + 1).
@@ -47,6 +49,14 @@ def check_size(name: str, value: int) -> int:
 def check_num_frames(num_frames: int) -> int:
     """``num_frames`` if it is ``4k + 1 >= 5``; else :class:`VideoError` naming the nearest valid counts."""
     return _as_video_error(check_frame_count, num_frames, minimum=MIN_FRAMES)
+
+
+def check_video_size(num_frames: int, height: int, width: int) -> None:
+    """:func:`fastvmt.geometry.check_video_size`'s bound on a video's frames and pixels, as :class:`VideoError`."""
+    try:
+        _check_video_size(num_frames, height, width)
+    except ValueError as error:
+        raise VideoError(str(error)) from None
 
 
 def check_frame_policy(frame_policy: str) -> str:

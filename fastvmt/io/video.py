@@ -24,7 +24,7 @@ import numpy as np
 from jaxtyping import UInt8
 from PIL import Image
 
-from fastvmt.geometry import frame_count_at_most
+from fastvmt.geometry import SIZE_MULTIPLE, frame_count_at_most
 from fastvmt.io.checks import (
     MIN_FRAMES,
     VideoError,
@@ -32,6 +32,7 @@ from fastvmt.io.checks import (
     check_num_frames,
     check_output_path,
     check_size,
+    check_video_size,
 )
 from fastvmt.io.transforms import plan_frames, plan_resize
 from fastvmt.outputs import atomic_outputs
@@ -106,14 +107,27 @@ class _Stream:
     frames: Iterator[np.ndarray]
 
 
+@contextlib.contextmanager
+def _image(file: Path) -> Iterator[Image.Image]:
+    """``file`` opened with PIL; a file PIL cannot read (corrupt, truncated, not an image, a decompression bomb)
+    is a :class:`VideoError` naming it."""
+    try:
+        with Image.open(file) as image:
+            yield image
+    except VideoError:
+        raise
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise VideoError(f"cannot read image {str(file)!r}: {error}") from None
+
+
 def _image_stream(folder: Path) -> _Stream:
     files = _image_files(folder)
-    with Image.open(files[0]) as first:
+    with _image(files[0]) as first:
         size = (first.height, first.width)
 
     def frames() -> Iterator[np.ndarray]:
         for file in files:
-            with Image.open(file) as image:
+            with _image(file) as image:
                 if (image.height, image.width) != size:
                     raise VideoError(
                         f"image {file.name!r} is {image.width}x{image.height}, not {size[1]}x{size[0]} like "
@@ -186,6 +200,8 @@ def read_video(
         check_size("height", height)
     if width is not None:
         check_size("width", width)
+    if isinstance(num_frames, int):  # the bound on what is known before opening the file (an unknown side: 16)
+        check_video_size(num_frames, height or SIZE_MULTIPLE, width or SIZE_MULTIPLE)
     path = Path(path)
     if not path.exists():
         raise VideoError(f"video not found: {str(path)!r}")
@@ -203,6 +219,7 @@ def read_video(
 
     with _open_stream(path) as stream:
         resize = plan_resize(stream.size, height, width)
+        check_video_size(len(frame_plan.indices), *resize.size)  # before a frame is decoded
         wanted = set(frame_plan.indices.tolist())
         last = max(wanted)
         kept: dict[int, np.ndarray] = {}

@@ -13,7 +13,7 @@ from torch import Tensor
 
 from fastvmt.ops.checks import check_finite, check_span
 
-__all__ = ["DEFAULT_ALPHA", "amf_loss", "masked_mse_loss", "offset_weights", "window_loss"]
+__all__ = ["DEFAULT_ALPHA", "amf_loss", "check_alpha", "masked_mse_loss", "offset_weights", "window_loss"]
 
 #: How much the AMF loss weight falls from offset 0 to offset ``sf - 1`` (the paper's value; the presets' too).
 DEFAULT_ALPHA = 0.2
@@ -46,6 +46,13 @@ def _work(x: Tensor) -> Tensor:
     return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
+def check_alpha(alpha: object) -> float:
+    """``alpha`` if it is a number in [0, 1], so that every offset weight stays >= 0; ``ValueError`` otherwise."""
+    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must be a number in [0, 1] (weights stay >= 0), got {alpha!r}")
+    return float(alpha)
+
+
 def offset_weights(
     pairs: Int[Tensor, "n 2"], sf: int, alpha: float = DEFAULT_ALPHA, dtype: torch.dtype = torch.float32
 ) -> Float[Tensor, " n"]:
@@ -54,8 +61,7 @@ def offset_weights(
     Raises when a pair is ``sf`` or more frames apart (its weight would fall below ``1 - alpha``).
     """
     check_span(sf)
-    if isinstance(alpha, bool) or not isinstance(alpha, numbers.Real) or not 0 <= alpha <= 1:
-        raise ValueError(f"alpha must be a number in [0, 1] (weights stay >= 0), got {alpha!r}")
+    check_alpha(alpha)
     offsets = (pairs[:, 1] - pairs[:, 0]).abs()
     if offsets.numel() and int(offsets.max()) > sf - 1:
         raise ValueError(

@@ -14,6 +14,7 @@ from fastvmt import ops
 from fastvmt.interfaces import AttentionFeatures, MotionExtractor, MotionField, TokenGrid
 from fastvmt.strategies.heads import HEAD_MODES, reduce_heads
 from fastvmt.strategies.presets import FASTVMT
+from fastvmt.values import check_int, check_real
 
 __all__ = ["DenseAMFExtractor", "WindowedAMFExtractor"]
 
@@ -24,10 +25,8 @@ _DEFAULTS = FASTVMT.extractor.options
 def _check_common(heads: str, sf: int, tau: float, pairs: str) -> None:
     if heads not in HEAD_MODES:
         raise ValueError(f"heads must be one of {', '.join(HEAD_MODES)}, got {heads!r}")
-    if not isinstance(sf, int) or sf < 1:
-        raise ValueError(f"sf must be an int >= 1, got {sf!r}")
-    if not tau > 0:
-        raise ValueError(f"tau must be > 0, got {tau!r}")
+    check_int("sf", sf, low=1)
+    check_real("tau", tau, low=0.0, low_open=True)
     if pairs not in ("forward", "all"):
         raise ValueError(f"pairs must be 'forward' or 'all', got {pairs!r}")
 
@@ -57,10 +56,12 @@ class WindowedAMFExtractor(MotionExtractor):
         pairs: str = _DEFAULTS["pairs"],
     ):
         _check_common(heads, sf, tau, pairs)
-        if not isinstance(window, int) or window < 1 or window % 2 == 0:
+        if check_int("window", window, low=1) % 2 == 0:
             raise ValueError(f"window must be a positive odd int, got {window!r}")
-        if len(tile) != 2 or not all(isinstance(t, int) and t >= 1 for t in tile):
-            raise ValueError(f"tile must be two positive ints (rows, cols), got {tile!r}")
+        if not isinstance(tile, (tuple, list)) or len(tile) != 2:
+            raise ValueError(f"tile must be two positive ints (rows, cols), e.g. [3,4], got {tile!r}")
+        for t in tile:
+            check_int("tile rows and columns", t, low=1)
         self.heads, self.sf, self.tile, self.window, self.tau, self.pairs = heads, sf, tuple(tile), window, tau, pairs
 
     def check(self, grid: TokenGrid) -> None:

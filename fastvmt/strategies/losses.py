@@ -7,6 +7,7 @@ import torch
 from fastvmt import ops
 from fastvmt.interfaces import GuidanceLoss, LossValue, MotionField
 from fastvmt.strategies.presets import FASTVMT
+from fastvmt.values import check_real
 
 __all__ = ["AMFWindowLoss", "MaskedMSELoss"]
 
@@ -36,9 +37,9 @@ class AMFWindowLoss(GuidanceLoss):
         lambda_win: float = FASTVMT.loss.options["lambda_win"],
         alpha: float = FASTVMT.loss.options["alpha"],
     ):
-        if lambda_amf < 0 or lambda_win < 0:
-            raise ValueError(f"loss weights must be >= 0, got lambda_amf={lambda_amf}, lambda_win={lambda_win}")
-        self.lambda_amf, self.lambda_win, self.alpha = lambda_amf, lambda_win, alpha
+        self.lambda_amf = check_real("lambda_amf", lambda_amf, low=0.0)
+        self.lambda_win = check_real("lambda_win", lambda_win, low=0.0)
+        self.alpha = ops.losses.check_alpha(alpha)
 
     def amf_term(self, reference: MotionField, generated: MotionField) -> torch.Tensor:
         """The motion term ``L_amf`` (docs/algorithm.md#amf-loss): offset-weighted squared displacement error."""

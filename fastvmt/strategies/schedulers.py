@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 from fastvmt.interfaces import GradientScheduler, InnerStep
 from fastvmt.strategies.presets import FASTVMT, GUIDED_FRACTION
+from fastvmt.values import check_int, check_real
 
 __all__ = ["EveryIteration", "Interval", "LossPlateau", "WarmupInterval", "computed_iterations", "guided_step_count"]
 
@@ -49,9 +50,7 @@ class _FirstFraction(GradientScheduler):
     """Guides the first ``guided_fraction`` of the denoising steps (default: the presets' share)."""
 
     def __init__(self, guided_fraction: float = GUIDED_FRACTION):
-        if not 0.0 <= guided_fraction <= 1.0:
-            raise ValueError(f"guided_fraction must be in [0, 1], got {guided_fraction}")
-        self.guided_fraction = guided_fraction
+        self.guided_fraction = check_real("guided_fraction", guided_fraction, low=0.0, high=1.0)
 
     def is_guided(self, step: int, num_steps: int) -> bool:
         return step < guided_step_count(self.guided_fraction, num_steps)
@@ -69,9 +68,7 @@ class Interval(_FirstFraction):
 
     def __init__(self, every: int = FASTVMT.scheduler.options["every"], guided_fraction: float = GUIDED_FRACTION):
         super().__init__(guided_fraction)
-        if every < 1:
-            raise ValueError(f"interval 'every' must be >= 1, got {every}")
-        self.every = every
+        self.every = check_int("every", every, low=1)
 
     def should_compute(self, inner: InnerStep) -> bool:
         return inner.inner % self.every == 0
@@ -88,9 +85,7 @@ class WarmupInterval(Interval):
 
     def __init__(self, warmup: int = 2, every: int = 4, guided_fraction: float = GUIDED_FRACTION):
         super().__init__(every, guided_fraction)
-        if warmup < 1:
-            raise ValueError(f"warmup must be >= 1, got {warmup}")
-        self.warmup = warmup
+        self.warmup = check_int("warmup", warmup, low=1)
 
     def should_compute(self, inner: InnerStep) -> bool:
         return inner.inner < self.warmup or (inner.inner - self.warmup) % self.every == 0
@@ -107,10 +102,8 @@ class LossPlateau(_FirstFraction):
 
     def __init__(self, rtol: float = 0.02, max_reuse: int = 3, guided_fraction: float = GUIDED_FRACTION):
         super().__init__(guided_fraction)
-        if rtol < 0 or max_reuse < 0:
-            raise ValueError(f"rtol and max_reuse must be >= 0, got {rtol}, {max_reuse}")
-        self.rtol = rtol
-        self.max_reuse = max_reuse
+        self.rtol = check_real("rtol", rtol, low=0.0)
+        self.max_reuse = check_int("max_reuse", max_reuse, low=0)
 
     def should_compute(self, inner: InnerStep) -> bool:
         if len(inner.losses) < 2 or inner.reused >= self.max_reuse:

@@ -7,12 +7,21 @@ A :class:`Strategy` is a frozen value; presets are registered by name and overri
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from collections.abc import Mapping
 from typing import Any, Literal
 
-__all__ = ["Component", "Strategy"]
+from fastvmt.values import check_int, check_real
+
+__all__ = ["CFG_SCALE_RANGE", "MAX_LEARNING_RATE", "Component", "Strategy", "check_field"]
+
+#: Classifier-free guidance scales accepted: 0 (the negative prompt's velocity alone) to 100, 20 times Wan's
+#: recommended 5; past it the guided velocity outgrows the latents by orders of magnitude at every step.
+CFG_SCALE_RANGE = (0.0, 100.0)
+#: The largest learning rate: Adam moves every latent element by about the rate per iteration and the latents have
+#: unit variance, so a larger rate moves them by more than their spread each iteration (the presets use 0.001-0.003).
+MAX_LEARNING_RATE = 1.0
 
 
 def _tuples(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -57,6 +66,59 @@ def _component(field_name: str, value: Any) -> Component | None:
     raise ValueError(f"{field_name} must be a component name or {{'name': ..., 'options': {{...}}}}, got {value!r}")
 
 
+def _choice(*choices: str) -> Callable[[str, Any], str]:
+    def check(name: str, value: Any) -> str:
+        if value not in choices:
+            raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+        return value
+
+    return check
+
+
+def _name(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _learning_rate(name: str, value: Any) -> tuple[float, float]:
+    if not isinstance(value, (list, tuple)) or len(value) != 2:
+        raise ValueError(f"{name} is a (start, end) pair, e.g. {name}=[0.003,0.002] (both the same for a constant "
+                         f"rate), got {value!r}")
+    return tuple(check_real(f"{name} {end}", rate, low=0.0, high=MAX_LEARNING_RATE)
+                 for end, rate in zip(("start", "end"), value))  # type: ignore[return-value]
+
+
+#: The rule of each non-component field: what its values must be, and their normal form.
+_FIELD_RULES: dict[str, Callable[[str, Any], Any]] = {
+    "name": _name,
+    "block": lambda name, value: check_int(name, value, low=0),
+    "optimizer": _choice("adamw", "adam"),
+    "inner_iterations": lambda name, value: check_int(name, value, low=1),
+    "learning_rate": _learning_rate,
+    "lr_schedule": _choice("inner", "outer"),
+    # AdamW scales the latent by 1 - lr * weight_decay: with both at most 1 it stays non-negative.
+    "weight_decay": lambda name, value: check_real(name, value, low=0.0, high=1.0),
+    "reference": _choice("per_step", "once"),
+    "denoising_strength": lambda name, value: check_real(name, value, low=0.0, high=1.0, low_open=True),
+    "shift": lambda name, value: check_real(name, value, low=0.0, low_open=True),
+    "cfg_scale": lambda name, value: check_real(name, value, low=CFG_SCALE_RANGE[0], high=CFG_SCALE_RANGE[1]),
+}
+
+
+def check_field(name: str, value: Any) -> Any:
+    """``value`` in its normal form if it is valid for the strategy field ``name`` (e.g. a CLI's ``--cfg``, which
+    replaces ``cfg_scale``); ``ValueError`` saying what it must be otherwise."""
+    return _FIELD_RULES[name](name, value)
+
+
+def _checked(strategy: Any, name: str, value: Any) -> Any:
+    try:
+        return check_field(name, value)
+    except ValueError as exc:
+        raise ValueError(f"strategy {strategy!r}: {exc}") from None
+
+
 @dataclass(frozen=True, kw_only=True)
 class Strategy:
     """A motion-transfer recipe (docs/algorithm.md#presets); build one from a preset with :meth:`override`.
@@ -97,27 +159,24 @@ class Strategy:
     cfg_scale: float
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            if f.name not in _COMPONENT_FIELDS:
+                object.__setattr__(self, f.name, _checked(self.name, f.name, getattr(self, f.name)))
         parts = (self.extractor, self.loss, self.scheduler)
         if any(p is None for p in parts) and not all(p is None for p in parts):
             raise ValueError(f"strategy {self.name!r}: extractor, loss and scheduler are all set or all None")
-        if self.optimizer not in ("adamw", "adam"):
-            raise ValueError(f"strategy {self.name!r}: optimizer must be 'adamw' or 'adam', got {self.optimizer!r}")
-        if self.lr_schedule not in ("inner", "outer"):
-            raise ValueError(f"strategy {self.name!r}: lr_schedule must be 'inner' or 'outer'")
-        if self.reference not in ("per_step", "once"):
-            raise ValueError(f"strategy {self.name!r}: reference must be 'per_step' or 'once'")
-        if not 0.0 < self.denoising_strength <= 1.0:
-            raise ValueError(
-                f"strategy {self.name!r}: denoising_strength must be in (0, 1], got {self.denoising_strength}"
-            )
-        if self.inner_iterations < 1:
-            raise ValueError(f"strategy {self.name!r}: inner_iterations must be >= 1")
-        if self.block < 0:
-            raise ValueError(f"strategy {self.name!r}: block must be >= 0")
 
     @property
     def guided(self) -> bool:
         return self.extractor is not None
+
+    def check_block(self, num_blocks: int) -> None:
+        """``ValueError`` unless the captured block is one of a backbone's ``num_blocks`` (any, when unguided)."""
+        if self.guided and self.block >= num_blocks:
+            raise ValueError(
+                f"strategy {self.name!r} captures block {self.block} but the backbone has {num_blocks} blocks "
+                f"(0..{num_blocks - 1}); override 'block'"
+            )
 
     def override(self, **changes: Any) -> Strategy:
         """A copy with fields replaced.
@@ -138,7 +197,7 @@ class Strategy:
             elif head in _COMPONENT_FIELDS:
                 direct[head] = _component(head, value)
             else:
-                direct[head] = tuple(value) if isinstance(value, list) else value
+                direct[head] = _checked(self.name, head, value)
         for head, options in nested.items():
             component = direct.get(head, getattr(self, head))
             if head not in _COMPONENT_FIELDS or component is None:
@@ -153,11 +212,13 @@ class Strategy:
         unknown = set(data) - fields
         if unknown:
             raise ValueError(f"unknown strategy fields {sorted(unknown)}; fields: {', '.join(sorted(fields))}")
-        values = dict(data)
-        for key in _COMPONENT_FIELDS:
-            values[key] = _component(key, values.get(key))
-        if "learning_rate" in values:
-            values["learning_rate"] = tuple(values["learning_rate"])
+        missing = sorted(f.name for f in dataclasses.fields(cls)
+                         if f.default is dataclasses.MISSING and f.name not in data)
+        if missing:
+            raise ValueError(f"strategy fields missing: {', '.join(missing)}")
+        name = data["name"]
+        values = {key: _component(key, value) if key in _COMPONENT_FIELDS else _checked(name, key, value)
+                  for key, value in data.items()}
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import numpy as np
 from jaxtyping import Float, UInt8
 
 from fastvmt.metrics.trackers.base import Tracker, Tracks
+from fastvmt.values import check_int, check_real
 
 __all__ = ["LucasKanadeTracker"]
 
@@ -40,15 +41,13 @@ class LucasKanadeTracker(Tracker):
         self, window: int = 21, levels: int = 3, max_fb_error: float = 1.0, iterations: int = 30,
         epsilon: float = 0.01,
     ):
-        if window < 3 or window % 2 == 0:
+        if check_int("window", window, low=3) % 2 == 0:
             raise ValueError(f"window must be an odd number >= 3, got {window}")
-        if levels < 0 or iterations < 1 or max_fb_error <= 0 or epsilon <= 0:
-            raise ValueError("levels must be >= 0, iterations >= 1, max_fb_error and epsilon > 0")
         self.window = window
-        self.levels = levels
-        self.max_fb_error = max_fb_error
-        self.iterations = iterations
-        self.epsilon = epsilon
+        self.levels = check_int("levels", levels, low=0)
+        self.max_fb_error = check_real("max_fb_error", max_fb_error, low=0.0, low_open=True)
+        self.iterations = check_int("iterations", iterations, low=1)
+        self.epsilon = check_real("epsilon", epsilon, low=0.0, low_open=True)
 
     def _flow(self, cv2, source, target, points):
         criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, self.iterations, self.epsilon)
