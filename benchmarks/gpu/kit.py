@@ -19,7 +19,6 @@ import datetime
 import json
 import os
 import resource
-import signal
 import subprocess
 import sys
 import tempfile
@@ -96,13 +95,13 @@ def run_stage(name: str, budget: float, args: argparse.Namespace, scratch: Path)
     if args.runs:
         command += ["--runs", args.runs]
     print(f"\n=== stage {name}: budget {budget:.0f} s ===", flush=True)
-    process = subprocess.Popen(command, cwd=REPO, env=stage_environment(args.mode), start_new_session=True)
+    process = subprocess.Popen(command, cwd=REPO, env=stage_environment(args.mode))
     limit = budget + GRACE[args.mode]
     try:
         returncode = process.wait(timeout=limit)
         timed_out = False
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+        stages.kill_tree(process.pid)
         returncode = process.wait()
         timed_out = True
     record = json.loads(partial.read_text()) if partial.exists() else {"results": {}, "failures": [], "skipped": []}

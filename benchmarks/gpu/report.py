@@ -122,7 +122,8 @@ def _generation(results: dict) -> list[str]:
     return ["", title, "", *_table(
         ["run", "video FxHxW", "steps", "total s", "encode s", "reference s", "guidance s", "denoise s", "decode s",
          "s/step", "peak VRAM GiB", "blocks fwd/bwd", "gradients computed/reused", "loop TFLOP/s", "finite"], rows),
-        "", f"Model built in {data.get('build_s', '?')} s; text encoder: {data.get('text_encoder', '?')}."]
+        "", f"Model built in {data.get('build_s', '?')} s; AMF backend {data.get('amf_backend', '?')}; text encoder: "
+        f"{data.get('text_encoder', '?')}."]
 
 
 def markdown(results: dict) -> str:

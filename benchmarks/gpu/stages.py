@@ -99,6 +99,28 @@ class Stage:
         self.save()
 
 
+def kill_tree(pid: int) -> None:
+    """SIGKILL process ``pid`` and every process descended from it (parents read from /proc). The processes
+    stay in the caller's session and group, so an interrupt or a kill of the whole command reaches them too."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(entry.name))
+    stack = [pid]
+    while stack:
+        victim = stack.pop()
+        stack.extend(children.get(victim, []))
+        try:
+            os.kill(victim, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 # --- environment ---------------------------------------------------------------------------------------------
 
 
@@ -277,15 +299,15 @@ def _pytest(ctx: Stage, timeout: float) -> dict[str, Any]:
     command = [sys.executable, "-m", "pytest", TRITON_TESTS, "-v", "-p", "no:cacheprovider"]
     if not ctx.gpu:
         command += ["-k", "test_triton_runs_in_this_test_setup"]
-    env = {**os.environ, "HYPOTHESIS_PROFILE": "ci"}
+    env = {**os.environ, "HYPOTHESIS_PROFILE": "ci", "PYTHONUNBUFFERED": "1"}
     start = time.time()
     process = subprocess.Popen(command, cwd=ctx.repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True, start_new_session=True)
+                               text=True)
     try:
         output, _ = process.communicate(timeout=timeout)
         finished = True
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
+        kill_tree(process.pid)
         output, _ = process.communicate()
         finished = False
     outcomes: dict[str, list[str]] = {}
@@ -595,6 +617,7 @@ def stage_generation(ctx: Stage) -> None:
         (height, width), frames = (48, 64), 5
     runs = [RunSpec.parse(text, frames) for text in (ctx.runs or DEFAULT_RUNS[ctx.mode]).split(",")]
     ctx.results.update(model=model, dtype=str(dtype).removeprefix("torch."), steps=steps, vae_dim=vae_dim, runs=[],
+                       amf_backend="auto (triton for the CUDA cases it runs, else torch)",
                        text_encoder="stand-in: byte tokenizer + 1-layer random umT5 of width "
                        f"{config.text_dim} (no umT5 weights)")
     start = time.time()
