@@ -104,6 +104,7 @@ def run_demo(
     """Run the demo into ``out``; returns the report written as ``report.json``."""
     from fastvmt.backbones.tiny import tiny_backbone
     from fastvmt.io import write_video
+    from fastvmt.io.frames import frames_to_tensor
     from fastvmt.generation.pipeline import MotionTransferPipeline
     from fastvmt.strategies.components import resolve_strategy
     from fastvmt.synthetic import moving_scene
@@ -122,7 +123,7 @@ def run_demo(
     write_video(files.reference, reference, fps=16, overwrite=overwrite)
     write_video(files.output, result.frames, fps=16, overwrite=overwrite)
     with torch.no_grad():
-        reference_latents = backbone.encode_video(torch.from_numpy(reference).permute(0, 3, 1, 2).float() / 127.5 - 1)
+        reference_latents = backbone.encode_video(frames_to_tensor(reference))
     videos = {"reference": (reference, reference_latents), "output": (result.frames, result.latents)}
     write_png(files.flow, _flow_picture(backbone, pipe, videos), overwrite=overwrite)
 
