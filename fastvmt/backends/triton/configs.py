@@ -47,18 +47,20 @@ def _configs(shapes: list[tuple[int, int, int]], stages: tuple[int, ...] = (2, 3
     ]
 
 
-# Candidates were chosen by compiling for sm_90 and sm_80 (bf16, D = 128) and keeping the shapes that do not
-# spill registers: the backward passes hold a float32 gradient block besides the logits, hence 8 warps.
+# Candidates are checked by benchmarks/triton_sass.py (compiled offline for sm_90 in bfloat16 and TF32, D = 128):
+# every matrix product has at least 64 rows (Hopper's warpgroup wgmma; fewer falls back to mma.sync) and no
+# config spills registers. The backward passes hold a float32 gradient block besides the logits, hence 8 warps.
 
 
 def dense_configs() -> list[triton.Config]:
-    """Autotune candidates of the dense forward and argmax kernels."""
-    return _configs([(m, n, w) for m, n in [(64, 64), (128, 64), (128, 128), (64, 128)] for w in (4, 8)])
+    """Autotune candidates of the dense forward and argmax kernels (not 128 x 128 on 4 warps: 255 registers)."""
+    shapes = [(m, n, w) for m, n in [(64, 64), (128, 64), (128, 128), (64, 128)] for w in (4, 8)]
+    return _configs([shape for shape in shapes if shape != (128, 128, 4)])
 
 
 def dense_backward_configs() -> list[triton.Config]:
-    """Autotune candidates of the dense dq and dk kernels."""
-    return _configs([(64, 64, 8), (128, 32, 8), (32, 128, 8), (64, 32, 4)])
+    """Autotune candidates of the dense dq and dk kernels: ``BLOCK_M`` and ``BLOCK_N`` rows, both >= 64."""
+    return _configs([(64, 64, 8), (128, 64, 8), (64, 128, 8), (64, 64, 4)])
 
 
 def windowed_configs() -> list[triton.Config]:
@@ -67,8 +69,8 @@ def windowed_configs() -> list[triton.Config]:
 
 
 def windowed_backward_configs() -> list[triton.Config]:
-    """Autotune candidates of the windowed backward."""
-    return _configs([(64, 64, 8), (64, 32, 8), (128, 32, 8)])
+    """Autotune candidates of the windowed backward: its ``dk`` product has ``BLOCK_N`` rows, so >= 64."""
+    return _configs([(64, 64, 8), (128, 64, 8), (64, 64, 4)])
 
 
 def block_d(d: int) -> int:
