@@ -101,10 +101,10 @@ def _flow_into_an_image_folder_reference(tmp, clip, model):
     _transfer_into_an_image_folder_reference, _batch_onto_a_reference, _batch_whose_summary_is_the_manifest,
     _flow_onto_its_reference, _flow_into_an_image_folder_reference,
 ], ids=lambda case: case.__name__.strip("_"))
-def test_an_output_that_is_an_input_is_refused_even_with_overwrite(tmp_path, monkeypatch, case):
+def test_an_output_that_is_an_input_is_refused_even_with_overwrite(tmp_path, monkeypatch, model_dir, case):
     monkeypatch.chdir(tmp_path)
-    model = tmp_path / "model"  # the refusal comes before any model is loaded: an empty folder will do
-    for folder in (model, tmp_path / "sub", tmp_path / "frames"):
+    model = model_dir  # refused before the model loads
+    for folder in (tmp_path / "sub", tmp_path / "frames"):
         folder.mkdir()
     frames = moving_scene(9, 48, 64, seed=1)[0]
     clip = write_video(tmp_path / "clip.mp4", frames)

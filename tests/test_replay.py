@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from fastvmt.cli import app
@@ -48,7 +49,8 @@ def test_a_replay_from_another_folder_gives_identical_frames_and_the_sidecar_rec
     assert config["reference"] == str((folder / "scene.mp4").resolve())
     assert config["model_dir"] == str((folder / "model").resolve())
     assert (config["dtype"], config["device"], config["offload"], config["backend"]) == ("float32", None, False, "auto")
-    assert config["environment"]["device"] == "cpu"
+    assert config["environment"]["device"] == (f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available()
+                                               else "cpu")  # the default device: CUDA when there is one
     assert config["environment"]["attention"] in ("torch_sdpa", "flash_attention_2", "flash_attention_3",
                                                   "sage_attention")
 
@@ -74,8 +76,6 @@ def test_a_replay_in_another_dtype_runs_and_says_so_in_one_note(recorded, tmp_pa
 
 
 def test_the_note_names_each_difference_and_is_absent_when_nothing_differs(tmp_path):
-    import torch
-
     from fastvmt.transfer_run import run_environment
 
     settings = TransferSettings(model_dir=tmp_path, dtype="float32")
