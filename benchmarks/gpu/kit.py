@@ -37,7 +37,7 @@ import stages  # noqa: E402
 #: compiling and autotuning the kernels; the amf stage finds them in Triton's on-disk cache.
 SHARES = {
     "gpu": {"env": 15, "triton": 95, "amf": 55, "generation": 270},
-    "cpu": {"env": 30, "triton": 45, "amf": 45, "generation": 90},
+    "cpu": {"env": 60, "triton": 90, "amf": 60, "generation": 120},  # ceilings for a busy 2-core machine
 }
 #: Seconds past its deadline before a stage's process is killed.
 GRACE = {"gpu": 20, "cpu": 30}
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", help="torch device (default: cuda in gpu mode, cpu in cpu mode)")
     parser.add_argument("--out", default=os.environ.get("OUT") or "gpu-results")
     parser.add_argument("--budget", type=float, help="total seconds, shared by the stages (default: 435 on a "
-                        "GPU, 210 on a CPU)")
+                        "GPU, 330 on a CPU)")
     parser.add_argument("--stages", default=",".join(stages.STAGES))
     parser.add_argument("--runs", help="generations, comma-separated strategy[+backbone_option][@frames] "
                         f"(default on a GPU: {stages.DEFAULT_RUNS['gpu']})")
