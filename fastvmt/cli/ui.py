@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,6 +13,17 @@ from fastvmt.cli.errors import user_errors
 from fastvmt.cli.options import ModelDir
 from fastvmt.transfer_run import DTYPES, TransferSettings
 from fastvmt.ui.model import BACKBONES
+
+
+def _check_port(host: str, port: int) -> None:
+    """``ValueError`` when ``host:port`` cannot be listened on (checked before the model loads)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise ValueError(f"cannot listen on {host}:{port} ({error.strerror}); choose another --port or --host")
 
 
 @app.command()
@@ -37,24 +49,28 @@ def ui(
     The model is loaded once. Runs queue one at a time and are saved in --runs, each with the sidecar that
     fastvmt transfer --config replays. Ctrl-C stops the server and cancels a run in progress.
     """
-    try:
-        import gradio  # noqa: F401
-    except ImportError:
-        raise ImportError("fastvmt ui needs gradio: pip install 'fastvmt[ui]'") from None
-    from fastvmt.ui.app import address_line, build_app, launch
     from fastvmt.ui.model import check_model_choice, load_served_model
+
+    check_model_choice(model_dir, backbone)
+    _check_port(host, port)
+    try:
+        from fastvmt.ui.app import address_line, build_app, launch
+    except ModuleNotFoundError as missing:
+        if missing.name != "gradio":
+            raise
+        raise ImportError("fastvmt ui needs gradio: pip install 'fastvmt[ui]'") from None
     from fastvmt.ui.runner import UIRunner
     from fastvmt.ui.runs import RunFolder
 
-    check_model_choice(model_dir, backbone)
     typer.echo(f"loading {model_dir or backbone}...")
     model = load_served_model(runs=runs, model_dir=model_dir, backbone=backbone, dtype=dtype, device=device,
                               offload=offload)
     folder = RunFolder(runs)
     runner = UIRunner(model, folder)
     page = build_app(runner, host=host, port=port)
+    launch(page, runner, host=host, port=port)
     typer.echo(f"fastvmt ui: {address_line(host, port)} Runs are saved in {folder.root}. Ctrl-C stops.")
-    try:
-        launch(page, runner, host=host, port=port)
-    finally:
-        runner.stop()
+    page.block_thread()
+    if runner.busy:
+        typer.echo("stopping: the run in progress is cancelled after its current step...")
+    runner.stop()

@@ -59,18 +59,16 @@ class _Page:
         self.runner = runner
 
     def strategy_fields(self, name: str) -> list[Any]:
-        """The strategy options of preset ``name``: values, and hidden where the strategy has none."""
+        """The strategy options of preset ``name``: its values, and hidden where it has no such option (keeping
+        their values, which a run then ignores)."""
         fields = StrategyFields.of_preset(name)
         rows, cols = fields.tile or (None, None)
-        return [
-            gr.update(value=fields.scheduler, visible=fields.scheduler is not None),
-            gr.update(value=fields.guided_fraction, visible=fields.guided_fraction is not None),
-            gr.update(value=fields.window, visible=fields.window is not None),
-            gr.update(value=rows, visible=fields.tile is not None),
-            gr.update(value=cols, visible=fields.tile is not None),
-            gr.update(value=fields.denoising_strength),
-            gr.update(value=fields.cfg_scale),
-        ]
+
+        def shown(value: Any) -> Any:
+            return gr.update(visible=False) if value is None else gr.update(value=value, visible=True)
+
+        return [shown(fields.scheduler), shown(fields.guided_fraction), shown(fields.window), shown(rows), shown(cols),
+                gr.update(value=fields.denoising_strength), gr.update(value=fields.cfg_scale)]
 
     def results(self, run: RunFiles) -> list[Any]:
         """The result panes filled from a complete run's files."""
@@ -224,9 +222,10 @@ def build_app(runner: UIRunner, *, host: str, port: int) -> gr.Blocks:
     return app
 
 
-def launch(app: gr.Blocks, runner: UIRunner, *, host: str, port: int, block: bool = True) -> None:
-    """Serve ``app`` on ``host:port`` (files of the run folder only); ``block=False`` returns once it listens."""
+def launch(app: gr.Blocks, runner: UIRunner, *, host: str, port: int) -> None:
+    """Serve ``app`` on ``host:port``, with the run folder's files, and return once it listens
+    (``app.block_thread()`` then serves until Ctrl-C)."""
     app.queue(default_concurrency_limit=1).launch(
-        server_name=host, server_port=port, allowed_paths=[str(runner.folder.root)], prevent_thread_lock=not block,
+        server_name=host, server_port=port, allowed_paths=[str(runner.folder.root)], prevent_thread_lock=True,
         share=False, inbrowser=False, quiet=True, ssr_mode=False, show_error=False, footer_links=[],
     )

@@ -75,8 +75,14 @@ class UIRunner:
         """Stop ``session``'s run after its current denoising step; False when it has no run going."""
         return self.switch.cancel(session)
 
+    @property
+    def busy(self) -> bool:
+        """Whether a run is going."""
+        return self.switch.busy
+
     def stop(self) -> None:
-        """Stop whichever run is going after its current denoising step (the server is stopping)."""
+        """Cancel whichever run is going and wait until it has stopped after its current denoising step (the
+        server is stopping)."""
         self.switch.stop()
 
     @staticmethod

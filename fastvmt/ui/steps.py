@@ -24,6 +24,7 @@ class CancelSwitch:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
         self._running: str | None = None
         self._cancelled = False
 
@@ -37,6 +38,7 @@ class CancelSwitch:
     def finish(self) -> None:
         with self._lock:
             self._running, self._cancelled = None, False
+            self._idle.notify_all()
 
     def cancel(self, session: str) -> bool:
         """Ask to stop ``session``'s run; False when that session has no run going."""
@@ -46,10 +48,17 @@ class CancelSwitch:
             self._cancelled = True
             return True
 
+    @property
+    def busy(self) -> bool:
+        with self._lock:
+            return self._running is not None
+
     def stop(self) -> None:
-        """Ask to stop the run going, whoever started it."""
+        """Cancel the run going, whoever started it, and wait until it has stopped."""
         with self._lock:
             self._cancelled = self._running is not None
+            while self._running is not None:
+                self._idle.wait()
 
     @property
     def cancelled(self) -> bool:
