@@ -73,7 +73,7 @@ class _Page:
     def results(self, run: RunFiles) -> list[Any]:
         """The result panes filled from a complete run's files."""
         return [str(run.output), str(run.reference), str(run.side_by_side), str(run.flow),
-                run_summary(run, run.record(), self.runner.model.settings), [str(run.output), str(run.sidecar)]]
+                run_summary(run, run.record()), [str(run.output), str(run.sidecar)]]
 
     def listings(self, shown: RunFiles | None) -> list[Any]:
         """The run list (on the ``shown`` run) and the reference picker, with the runs now in the folder."""

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fastvmt.interfaces import StepState
+from fastvmt.outputs import write_png
 from fastvmt.transfer_run import prepare_transfer
 from fastvmt.ui.form import RunForm
 from fastvmt.ui.model import ServedModel
-from fastvmt.ui.runs import RunFiles, RunFolder, copy_file, write_png
+from fastvmt.ui.runs import RunFiles, RunFolder, copy_file
 from fastvmt.ui.steps import CancelSwitch, step_callback
 
 __all__ = ["RunOutcome", "UIRunner"]

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fastvmt.outputs import write_atomically
 from fastvmt.transfer_run import sidecar_path
 
-__all__ = ["RunFiles", "RunFolder", "copy_file", "write_png"]
+__all__ = ["RunFiles", "RunFolder", "copy_file"]
 
 #: The longest part of a folder name taken from the prompt.
 _SLUG_LENGTH = 40
@@ -118,25 +119,6 @@ class RunFolder:
         shutil.rmtree(run.folder, ignore_errors=True)
 
 
-def _atomically(path: Path, write) -> Path:
-    """``write(partial)`` to a hidden file beside ``path``, then rename it into place; nothing is left of it on
-    failure."""
-    partial = path.with_name(f".{path.name}.partial{path.suffix}")
-    try:
-        write(partial)
-        partial.replace(path)
-    finally:
-        partial.unlink(missing_ok=True)
-    return path
-
-
 def copy_file(source: str | Path, target: Path) -> Path:
     """Copy ``source`` to ``target`` atomically."""
-    return _atomically(target, lambda partial: shutil.copyfile(source, partial))
-
-
-def write_png(path: Path, image) -> Path:
-    """Write a ``(H, W, 3)`` uint8 image as a PNG atomically."""
-    import imageio.v3 as iio
-
-    return _atomically(path, lambda partial: iio.imwrite(partial, image, extension=".png"))
+    return write_atomically(target, lambda temporary: shutil.copyfile(source, temporary))
