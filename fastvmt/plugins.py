@@ -187,6 +187,8 @@ def create(kind: str, name: str, options: Mapping[str, Any] | None = None) -> An
             raise ValueError(f"invalid options for {kind} {name!r}: {exc} (options: {accepted})") from None
     try:
         return cls(**options)
+    except ValueError as exc:  # the constructor's own check of a value
+        raise ValueError(f"{kind} {name!r}: {exc}") from None
     except TypeError as exc:  # a value of the wrong type for the constructor (e.g. a string where a number goes)
         given = ", ".join(f"{key}={value!r}" for key, value in options.items())
         reason = (str(exc).splitlines() or [type(exc).__name__])[0]

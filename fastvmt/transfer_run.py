@@ -195,7 +195,8 @@ class TransferSettings:
         :func:`fastvmt.geometry.check_video_size`'s bound, the backend, the device, the checkpoint's files (found,
         not read). Returns the settings with their numbers in normal form."""
         from fastvmt import plugins
-        from fastvmt.backbones.checkpoint import locate_checkpoint
+        from fastvmt.backbones.architecture import check_stored_config
+        from fastvmt.backbones.checkpoint import locate_checkpoint, read_config
         from fastvmt.backbones.wan import resolve_device
         from fastvmt.io.checks import check_video_size
 
@@ -204,7 +205,8 @@ class TransferSettings:
         if checked.backend != "auto":
             plugins.get("backend", checked.backend)
         resolve_device(checked.device)
-        locate_checkpoint(checked.model_dir)  # every file there, none read yet
+        files = locate_checkpoint(checked.model_dir)  # every file there, none of the weights read yet
+        check_stored_config(read_config(files.config), files.config)
         return checked
 
     def job_strategy(self, job: TransferJob) -> Strategy:

@@ -27,7 +27,9 @@ __all__ = [
     "VAEConfig",
     "WAN_HEAD_DIM",
     "WAN_LATENT_CHANNELS",
+    "MAX_TEXT_LEN",
     "check_compatible",
+    "check_stored_config",
     "infer_dit_config",
     "infer_text_encoder_config",
     "infer_vae_config",
@@ -39,7 +41,38 @@ WAN_EPS = 1e-6
 #: Channels of Wan2.1's VAE latent: what the DiT takes in and puts out.
 WAN_LATENT_CHANNELS = 16
 
+#: The most tokens of text context: 8 times Wan's 512. Every prompt is padded to ``text_len`` tokens and the DiT's
+#: cross-attention reads them all, so config.json's value sizes what each prompt allocates.
+MAX_TEXT_LEN = 8 * WAN_TEXT_LEN
+
 Shapes = Mapping[str, tuple[int, ...]]
+
+#: The config.json keys the DiT reads (the others are Wan's own bookkeeping), with their bounds.
+_STORED_INTS = {"dim": None, "ffn_dim": None, "num_heads": None, "num_layers": None, "in_dim": None, "out_dim": None,
+                "text_dim": None, "freq_dim": None, "text_len": MAX_TEXT_LEN}
+
+
+def check_stored_config(stored: Mapping[str, Any], source: object = "config.json") -> dict[str, Any]:
+    """``stored`` (a checkpoint's config.json) if the values the DiT reads are of the right type and range;
+    ``ValueError`` naming ``source`` (the file) and the key otherwise. Checked before any weight is read."""
+    from fastvmt.values import check_int, check_real
+
+    try:
+        for key, high in _STORED_INTS.items():
+            if key in stored:
+                check_int(key, stored[key], low=1, high=high)
+        if "eps" in stored:
+            check_real("eps", stored["eps"], low=0.0, high=1.0, low_open=True, high_open=True)
+        if "model_type" in stored and not isinstance(stored["model_type"], str):
+            raise ValueError(f"model_type must be a string such as 't2v', got {stored['model_type']!r}")
+        patch = stored.get("patch_size", [1, 1, 1])
+        if not isinstance(patch, list) or len(patch) != 3:
+            raise ValueError(f"patch_size must be a list of 3 integers, got {patch!r}")
+        for size in patch:
+            check_int("patch_size entries", size, low=1)
+    except ValueError as exc:
+        raise ValueError(f"{source}: {exc}") from None
+    return dict(stored)
 
 
 @dataclass(frozen=True)
@@ -125,8 +158,9 @@ def _rope_compatible(head_dim: int) -> bool:
 
 
 def infer_dit_config(shapes: Shapes, stored: Mapping[str, Any] | None = None) -> DiTConfig:
-    """The DiT's sizes from its tensors; ``stored`` (config.json) supplies heads/eps/text_len and is checked."""
-    stored = dict(stored or {})
+    """The DiT's sizes from its tensors; ``stored`` (config.json) supplies heads/eps/text_len and is checked
+    (:func:`check_stored_config`, then against the tensors)."""
+    stored = check_stored_config(stored or {})
     if any(name.startswith("img_emb.") for name in shapes) or stored.get("model_type", "t2v") != "t2v":
         raise ValueError(
             "this is an image-conditioned Wan checkpoint (image-to-video / first-last-frame); "
@@ -137,7 +171,7 @@ def infer_dit_config(shapes: Shapes, stored: Mapping[str, Any] | None = None) ->
     head_out = _shape(shapes, "head.head.weight", "DiT")[0]
     num_layers = _count_blocks(shapes)
     if "num_heads" in stored:
-        num_heads = int(stored["num_heads"])
+        num_heads = stored["num_heads"]
     elif dim % WAN_HEAD_DIM == 0:
         num_heads = dim // WAN_HEAD_DIM
     else:
@@ -156,10 +190,10 @@ def infer_dit_config(shapes: Shapes, stored: Mapping[str, Any] | None = None) ->
         freq_dim=_shape(shapes, "time_embedding.0.weight", "DiT")[1],
         patch_size=patch_size,
         eps=float(stored.get("eps", WAN_EPS)),
-        text_len=int(stored.get("text_len", WAN_TEXT_LEN)),
+        text_len=stored.get("text_len", WAN_TEXT_LEN),
     )
     for key in ("dim", "ffn_dim", "num_layers", "in_dim", "out_dim", "freq_dim", "text_dim"):
-        if key in stored and int(stored[key]) != getattr(config, key):
+        if key in stored and stored[key] != getattr(config, key):
             raise ValueError(
                 f"config.json says {key}={stored[key]} but the DiT weights have {key}={getattr(config, key)}"
             )

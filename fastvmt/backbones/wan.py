@@ -154,7 +154,7 @@ class WanBackbone(Backbone):
         resolved = resolve_device(device)
         _check_options(dtype, resolved, offload, vram_limit)
         files = checkpoint.locate_checkpoint(model_dir)
-        stored = checkpoint.read_config(files.config)
+        stored = arch.check_stored_config(checkpoint.read_config(files.config), files.config)
         # Straight to the compute device, unless weights are to live in CPU memory.
         load_device = torch.device("cpu") if offload else resolved
 

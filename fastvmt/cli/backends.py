@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 from fastvmt.cli.app import app
+from fastvmt.cli.errors import user_errors
 from fastvmt.cli.listings import echo_table
 
 #: Shape of the probe case, ``(F, H, W, D)``: small, with the spec's head_dim.
@@ -14,6 +15,7 @@ _PROBE_SHAPE = (2, 6, 8, 128)
 
 
 @app.command()
+@user_errors
 def backends(
     device: Optional[str] = typer.Option(None, help="Device to check: cpu, cuda, cuda:1 [default: cuda if present]"),
     dtype: str = typer.Option("float32", help="Feature dtype to check: float32, float16, bfloat16, float64."),
@@ -25,15 +27,12 @@ def backends(
     from fastvmt.backends.dispatch import backend_named
     from fastvmt.plugins import names
 
+    from fastvmt.backbones.wan import resolve_device
+
     torch_dtype = getattr(torch, dtype, None)
     if not isinstance(torch_dtype, torch.dtype) or not torch_dtype.is_floating_point:
-        raise typer.BadParameter(f"{dtype!r} is not a torch floating dtype (float32, float16, bfloat16, float64)")
-    try:
-        where = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    except RuntimeError as exc:
-        raise typer.BadParameter(f"{device!r} is not a torch device ({exc})") from None
-    if where.type == "cuda" and not torch.cuda.is_available():
-        raise typer.BadParameter("no CUDA device is available on this machine (torch.cuda.is_available() is False)")
+        raise ValueError(f"--dtype {dtype!r} is not a torch floating dtype (float32, float16, bfloat16, float64)")
+    where = resolve_device(device)
     rows = []
     for name in names("backend"):
         backend = backend_named(name)

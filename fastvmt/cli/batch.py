@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -11,6 +12,7 @@ import typer
 from fastvmt.cli.app import app
 from fastvmt.cli.errors import check_choice, user_errors
 from fastvmt.cli.options import ModelDir, Progress, with_run_options
+from fastvmt.values import check_int, check_real
 
 EXECUTORS = ("local", "ray")
 
@@ -19,6 +21,14 @@ def _executor(name: str, address: str | None, gpus_per_job: float | None, cpus_p
               workers: int | None) -> Any:
     """The executor named by ``--executor``, its options checked (before any model loads)."""
     check_choice("--executor", name, EXECUTORS)
+    if gpus_per_job is not None:
+        check_real("--gpus-per-job", gpus_per_job, low=0.0)
+    if cpus_per_job is not None:  # locally: torch threads, at most one per CPU of this machine
+        check_real("--cpus-per-job (torch threads per job with the local executor: at most this machine's CPUs)"
+                   if name == "local" else "--cpus-per-job", cpus_per_job, low=0.0, low_open=True,
+                   high=os.cpu_count() if name == "local" else None)
+    if workers is not None:
+        check_int("--workers", workers, low=1)
     if name == "local":
         given = [flag for flag, value in (("--ray-address", address), ("--gpus-per-job", gpus_per_job),
                                           ("--workers", workers)) if value is not None]
@@ -62,9 +72,9 @@ def batch(
     """Run every job of MANIFEST into --out; a rerun skips finished jobs and retries failed ones."""
     from fastvmt.batch import BatchSettings, load_jobs, run_batch
 
-    threads = None if cpus_per_job is None else max(1, int(cpus_per_job))
-    settings = BatchSettings(**given, metrics=metrics, threads=threads)
     chosen = _executor(executor, ray_address, gpus_per_job, cpus_per_job, workers)
+    threads = None if cpus_per_job is None else max(1, int(cpus_per_job))
+    settings = BatchSettings.from_options({**given, "metrics": metrics, "threads": threads})
     jobs = load_jobs(manifest, settings)
     typer.echo(f"batch of {len(jobs)} job(s) into {out} ({chosen.name} executor)", err=True)
 

@@ -22,7 +22,9 @@ def demo(
 ) -> None:
     """Run FastVMT end to end without weights: writes reference.mp4, output.mp4, flow.png, report.json."""
     from fastvmt.demo import NOTICE, DemoFiles, run_demo
+    from fastvmt.generation.sampling import check_seed
 
+    check_seed(seed)
     typer.echo(NOTICE)
     start = time.perf_counter()
     report = run_demo(out, size="small" if small else "default", seed=seed, overwrite=overwrite, progress=progress)

@@ -1,4 +1,5 @@
-"""User errors become one line on stderr and exit code 2; nothing else is swallowed."""
+"""User errors become one line on stderr and exit code 2, a run that turned non-finite one line and exit code 3;
+nothing else is swallowed."""
 
 from __future__ import annotations
 
@@ -9,17 +10,23 @@ from typing import Any, TypeVar
 
 import typer
 
-__all__ = ["USER_ERRORS", "check_choice", "parse_overrides", "user_errors"]
+__all__ = ["EXIT_NON_FINITE", "EXIT_USER_ERROR", "USER_ERRORS", "check_choice", "parse_overrides", "user_errors"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: Exceptions that mean "the input is wrong", reported without a traceback.
 #: (ImportError: an optional package a command needs is not installed; the message names it.)
 USER_ERRORS = (ValueError, LookupError, FileNotFoundError, FileExistsError, NotADirectoryError, ImportError)
+#: The exit code of bad input.
+EXIT_USER_ERROR = 2
+#: The exit code of a run stopped because a number turned NaN or infinite (``FloatingPointError``, e.g.
+#: :class:`fastvmt.generation.finite.NonFiniteError`): the input passed every check, the computation diverged.
+EXIT_NON_FINITE = 3
 
 
 def user_errors(command: F) -> F:
-    """Report :data:`USER_ERRORS` as ``error: ...`` with exit code 2, and Ctrl-C as an interruption (130)."""
+    """Report :data:`USER_ERRORS` as ``error: ...`` with exit code 2, a non-finite run the same way with exit code
+    3, and Ctrl-C as an interruption (130)."""
 
     @functools.wraps(command)
     def run(*args: Any, **kwargs: Any) -> Any:
@@ -28,7 +35,10 @@ def user_errors(command: F) -> F:
         except USER_ERRORS as exc:
             message = exc.args[0] if isinstance(exc, LookupError) and exc.args else exc
             typer.echo(f"error: {message}", err=True)
-            raise typer.Exit(2) from None
+            raise typer.Exit(EXIT_USER_ERROR) from None
+        except FloatingPointError as exc:
+            typer.echo(f"error: {exc}; nothing was written", err=True)
+            raise typer.Exit(EXIT_NON_FINITE) from None
         except KeyboardInterrupt:
             typer.echo("interrupted: nothing was written", err=True)
             raise typer.Exit(130) from None

@@ -36,23 +36,31 @@ def evaluate(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Motion fidelity of GENERATED to REFERENCE: do their point tracks move alike? (-1 .. 1, higher is better)."""
+    from dataclasses import replace
+
+    from fastvmt import plugins
     from fastvmt.io import read_video
     from fastvmt.metrics import ClipScorer, evaluate_motion_fidelity
-    from fastvmt.metrics.motion_fidelity import Diagonal, Direction, Incomplete
+    from fastvmt.metrics.motion_fidelity import Diagonal, Direction, Incomplete, check_grid
+    from fastvmt.values import check_real
 
     check_choice("--direction", direction, get_args(Direction))
     check_choice("--diagonal", diagonal, get_args(Diagonal))
     check_choice("--incomplete", incomplete, get_args(Incomplete))
+    check_grid(grid)
+    check_real("--min-motion (pixels)", min_motion, low=0.0)
     if prompt is not None and clip_model is None:
         raise ValueError("--prompt scores text alignment with CLIP: also pass --clip-model DIR (local weights)")
+    options = parse_overrides(tracker_option, option="--tracker-option", example="checkpoint=/path/ct.pth")
+    point_tracker = plugins.create("tracker", tracker, options)  # before any video is decoded
     scorer = ClipScorer(clip_model) if clip_model is not None else None
     reference_video = read_video(reference, num_frames="all").frames
     generated_video = read_video(generated, num_frames="all").frames
     result = evaluate_motion_fidelity(
-        reference_video, generated_video, tracker=tracker, grid=grid, direction=direction, diagonal=diagonal,
+        reference_video, generated_video, tracker=point_tracker, grid=grid, direction=direction, diagonal=diagonal,
         min_motion=min_motion, incomplete=incomplete,
-        tracker_options=parse_overrides(tracker_option, option="--tracker-option", example="checkpoint=/path/ct.pth"),
     )
+    result = replace(result, tracker=tracker)  # the registered name asked for, not the tracker's class
     clip: dict[str, float] = {}
     if scorer is not None:
         clip["temporal_consistency"] = scorer.temporal_consistency(generated_video)
@@ -91,6 +99,9 @@ def cost(
     """FLOPs of a whole guided generation per strategy, by phase, with ratios and an H100 time floor."""
     from fastvmt.costmodel import PHASES, RECIPES, Sampling, run_cost
     from fastvmt.geometry import frame_count_at_least, token_grid
+    from fastvmt.values import check_real
+
+    check_real("--tflops", tflops, low=0.0, low_open=True)
 
     unknown = [name for name in backbone if name not in RELEASED_DITS]
     if unknown:

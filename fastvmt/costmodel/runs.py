@@ -36,8 +36,9 @@ class Sampling:
     strength_semantics: Literal["diffsynth", "truncate"] = "diffsynth"
 
     def __post_init__(self) -> None:
-        if self.num_steps < 1:
-            raise ValueError(f"num_steps must be >= 1, got {self.num_steps}")
+        from fastvmt.generation.sampling import check_num_steps
+
+        check_num_steps(self.num_steps)
         if self.strength_semantics not in ("diffsynth", "truncate"):
             raise ValueError(f"strength_semantics must be 'diffsynth' or 'truncate', got {self.strength_semantics!r}")
 

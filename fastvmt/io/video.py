@@ -74,9 +74,15 @@ def ffmpeg_executable() -> str:
 
 
 def _ffmpeg_reason(output: str) -> str:
-    """The last line of an ffmpeg log, without its ``[component @ 0x...]`` prefix."""
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    return re.sub(r"^\[[^\]]*\]\s*", "", lines[-1]) if lines else "no message from ffmpeg"
+    """One line of an ffmpeg log saying what went wrong: the last that names an error (else the last line),
+    without its ``[component @ 0x...]`` prefixes; never the banner, and ffmpeg's closing "Conversion failed!" only
+    when the log has nothing else."""
+    every = [re.sub(r"^(\[[^\]]*\]\s*)+", "", line.strip()) for line in output.splitlines()]
+    every = [line for line in every if line]
+    lines = [line for line in every if line != "Conversion failed!"
+             and not line.startswith(("Terminating thread", "Task finished"))]
+    errors = [line for line in lines if re.search(r"error|invalid|no such|not found|unsupported", line, re.I)]
+    return (errors or lines or every or ["no message from ffmpeg"])[-1]
 
 
 def _natural_key(path: Path) -> list[object]:

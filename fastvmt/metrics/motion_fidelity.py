@@ -26,6 +26,7 @@ subtracts 1 from them, as the released scripts do (``similarity - eye``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -36,10 +37,13 @@ from torch import Tensor
 
 from fastvmt.metrics.trackers.base import Tracker, Tracks
 from fastvmt.metrics.video import as_uint8_video
+from fastvmt.values import check_int, check_real
 
 __all__ = [
+    "MAX_GRID",
     "MotionFidelity",
     "best_match_scores",
+    "check_grid",
     "evaluate_motion_fidelity",
     "motion_fidelity",
     "query_grid",
@@ -52,10 +56,25 @@ Incomplete = Literal["drop", "zero"]
 VideoLike = Shaped[np.ndarray, "_t ..."] | Shaped[Tensor, "_t ..."]
 
 
+#: Bytes the tracklet similarity matrix may take: it is ``grid**2 x grid**2`` float64 values, and scoring holds it
+#: three times (the matrix, its copy with the diagonal treated, the kept tracklets' rows and columns).
+MAX_SIMILARITY_BYTES = 2**30
+#: The largest grid: its three similarity matrices stay within :data:`MAX_SIMILARITY_BYTES`.
+MAX_GRID = math.floor((MAX_SIMILARITY_BYTES / (3 * 8)) ** 0.25)
+
+
+def check_grid(grid: object) -> int:
+    """``grid`` if it is an integer in ``[2, MAX_GRID]``; ``ValueError`` naming the bound otherwise."""
+    try:
+        return check_int("grid (query points a side)", grid, low=2, high=MAX_GRID)
+    except ValueError as exc:
+        raise ValueError(f"{exc}: two grids' similarity is grid**4 float64 values, held three times in at most "
+                         f"{MAX_SIMILARITY_BYTES / 2**30:g} GiB") from None
+
+
 def query_grid(height: int, width: int, grid: int) -> Float[np.ndarray, "n 2"]:
     """``grid * grid`` query points ``(x, y)`` on a ``height x width`` frame, raster order, margin 1/64."""
-    if grid < 2:
-        raise ValueError(f"grid must be >= 2 points a side, got {grid}")
+    check_grid(grid)
     xs = np.linspace(width / 64, width - 1 - width / 64, grid)
     ys = np.linspace(height / 64, height - 1 - height / 64, grid)
     yy, xx = np.meshgrid(ys, xs, indexing="ij")
@@ -154,7 +173,7 @@ def _tracker(tracker: str | Tracker, options: Mapping[str, Any] | None) -> tuple
         raise TypeError(f"tracker must be a registered name or a Tracker instance, got {type(tracker).__name__}")
     from fastvmt import plugins
 
-    return plugins.get("tracker", tracker)(**dict(options or {})), tracker
+    return plugins.create("tracker", tracker, options), tracker
 
 
 def evaluate_motion_fidelity(
@@ -180,8 +199,8 @@ def evaluate_motion_fidelity(
         raise ValueError(f"diagonal must be 'keep', 'exclude' or 'release', got {diagonal!r}")
     if incomplete not in ("drop", "zero"):
         raise ValueError(f"incomplete must be 'drop' or 'zero', got {incomplete!r}")
-    if min_motion < 0:
-        raise ValueError(f"min_motion must be >= 0 pixels, got {min_motion}")
+    check_real("min_motion (pixels)", min_motion, low=0.0)
+    check_grid(grid)
     ref_video = as_uint8_video(reference, "reference video")
     gen_video = as_uint8_video(generated, "generated video")
     if len(ref_video) != len(gen_video):
