@@ -63,7 +63,7 @@ class UIRunner:
             prepared = prepare_transfer(job, settings, run.output)
             pipeline = settings.pipeline(self.model.backbone, strategy)
             result = prepared.run(functools.partial(pipeline, callbacks=[step_callback(report, self.switch)]))
-            self._write_pictures(run, prepared.reference, result.frames)
+            self._write_pictures(run, pipeline, prepared.reference, result)
             prepared.write(result)
         except BaseException:
             self.folder.discard(run)
@@ -87,10 +87,10 @@ class UIRunner:
         self.switch.stop()
 
     @staticmethod
-    def _write_pictures(run: RunFiles, reference, output) -> None:
+    def _write_pictures(run: RunFiles, pipeline, reference, result) -> None:
         from fastvmt.io import write_video
         from fastvmt.ui.pictures import flow_picture, side_by_side_video
 
         write_video(run.reference, reference.frames, fps=reference.fps)
-        write_video(run.side_by_side, side_by_side_video(reference.frames, output), fps=reference.fps)
-        write_png(run.flow, flow_picture({"reference": reference.frames, "output": output}))
+        write_video(run.side_by_side, side_by_side_video(reference.frames, result.frames), fps=reference.fps)
+        write_png(run.flow, flow_picture(pipeline, reference.frames, result.frames, result.latents))
