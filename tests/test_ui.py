@@ -131,7 +131,7 @@ def test_a_bad_input_shows_the_cli_message_and_writes_nothing(page, runner, refe
     before = _folders(runner)
     with pytest.raises(ValueError) as expected:
         check_num_frames(10)
-    status, *results = client.predict(*_form(reference, frames=10), api_name="/run")
+    status, *_ = client.predict(*_form(reference, frames=10), api_name="/run")
     assert status == f"**error:** {expected.value}"
     status, *_ = client.predict(*_form(reference, more="extractor.window"), api_name="/run")
     assert status.startswith("**error:** more overrides takes KEY=VALUE"), status
