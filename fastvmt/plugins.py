@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import typing
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import entry_points
@@ -169,12 +170,28 @@ def get(kind: str, name: str) -> Any:
     return registry().get(kind, name)
 
 
+def _json_numbers(cls: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with integers as floats where ``cls``'s constructor takes a float and no int: JSON (``--set``,
+    manifests, sidecars) writes 1.0 as 1."""
+    try:
+        hints = typing.get_type_hints(cls.__init__)
+    except Exception:  # annotations that do not resolve here: the values go as they are
+        return options
+
+    def takes_float_only(hint: Any) -> bool:
+        allowed = typing.get_args(hint) or (hint,)
+        return float in allowed and int not in allowed
+
+    return {key: float(value) if type(value) is int and takes_float_only(hints.get(key)) else value
+            for key, value in options.items()}
+
+
 def create(kind: str, name: str, options: Mapping[str, Any] | None = None) -> Any:
     """An instance of the ``kind`` registered as ``name``, built with user-given ``options`` (``--set``,
     ``--tracker-option``, a manifest): ``ValueError`` naming the component and what it takes when an option is
     unknown, missing or of a type its constructor refuses."""
     cls = get(kind, name)
-    options = dict(options or {})
+    options = _json_numbers(cls, dict(options or {}))
     try:
         signature = inspect.signature(cls)
     except (TypeError, ValueError):  # a builtin or C type: let the call itself check

@@ -28,5 +28,5 @@ def check_finite(tensor: Tensor, what: str, *, step: int | None = None, num_step
     bad = finite.numel() - int(finite.sum())
     where = "" if step is None else f" at denoising step {step}" + ("" if num_steps is None else
                                                                      f" (of 0..{num_steps - 1})")
-    raise NonFiniteError(f"{what} hold {bad:,} NaN or infinite value(s) of {finite.numel():,}{where}; the run was "
+    raise NonFiniteError(f"{what}: {bad:,} of {finite.numel():,} values are NaN or infinite{where}; the run was "
                          f"stopped ({_HINT})")

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from fastvmt.interfaces import Backbone, InnerStep, MotionField
+from fastvmt.generation.finite import check_finite
 from fastvmt.generation.report import RunCounts
 from fastvmt.strategies.components import Components
 from fastvmt.strategies.spec import Strategy
@@ -79,10 +80,8 @@ def guide_latents(
             generated = components.extractor.extract(features, step.extractor_state)
             loss = components.loss(step.reference, generated)
             (cached,) = torch.autograd.grad(loss.total, master)
-            if not torch.isfinite(cached).all():
-                raise FloatingPointError(
-                    f"guidance gradient is not finite at step {step.outer_step}, iteration {inner}"
-                )
+            check_finite(cached, f"the guidance gradient of iteration {inner}", step=step.outer_step,
+                         num_steps=step.num_outer_steps)
             losses.append({"total": loss.total.item(), **loss.parts})
             counts.gradients_computed += 1
             counts.blocks_forward += strategy.block + 1

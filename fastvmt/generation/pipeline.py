@@ -19,13 +19,14 @@ from tqdm.auto import tqdm
 
 from fastvmt import plugins
 from fastvmt.backends.dispatch import use_backend
+from fastvmt.generation.finite import check_finite
 from fastvmt.generation.guidance import GuidanceStep, guide_latents
 from fastvmt.generation.report import PhaseTimer, RunReport
-from fastvmt.generation.sampling import FlowMatchSchedule, add_noise
+from fastvmt.generation.sampling import FlowMatchSchedule, add_noise, check_seed
 from fastvmt.interfaces import Backbone, MotionField, StepState, VideoGeometry
 from fastvmt.io.frames import frames_to_tensor, tensor_to_frames
 from fastvmt.strategies.components import build_components, resolve_strategy
-from fastvmt.strategies.spec import Strategy
+from fastvmt.strategies.spec import Strategy, check_field
 
 __all__ = ["DEFAULT_NEGATIVE_PROMPT", "MotionTransferPipeline", "TransferResult"]
 
@@ -150,7 +151,8 @@ class MotionTransferPipeline:
         schedule = FlowMatchSchedule.wan(num_inference_steps, shift=strategy.shift, denoising_strength=strength)
         if latents is not None and tuple(latents.shape) != geometry.latent_shape:
             raise ValueError(f"latents must have shape {geometry.latent_shape}, got {tuple(latents.shape)}")
-        cfg = strategy.cfg_scale if cfg_scale is None else cfg_scale
+        cfg = strategy.cfg_scale if cfg_scale is None else check_field("cfg_scale", cfg_scale)
+        seed = check_seed(seed)
         report = RunReport(
             config={
                 "strategy": strategy.to_dict(),
@@ -181,6 +183,7 @@ class MotionTransferPipeline:
             negative = backbone.encode_prompt(run.negative_prompt) if cfg != 1.0 else None
             empty = backbone.encode_prompt("") if components is not None else None
             reference_latents = backbone.encode_video(run.video.to(device)).to(dtype)
+        check_finite(reference_latents, "the reference video's latents")
         generator = torch.Generator("cpu").manual_seed(run.seed)
         start_noise = torch.randn(run.geometry.latent_shape, generator=generator).to(device, dtype)
         reference_noise = torch.randn(run.geometry.latent_shape, generator=generator).to(device, dtype)
@@ -204,21 +207,28 @@ class MotionTransferPipeline:
                     with timer.phase("guidance"):
                         x, losses = guide_latents(x, step, backbone=backbone, components=components,
                                                   strategy=strategy, context=context, counts=counts)
+                    check_finite(x, "the latents after guidance", step=k, num_steps=num_steps)
                     report.losses.extend({"step": k, **parts} for parts in losses)
                     loss = losses[-1]["total"] if losses else None
                     counts.guided_steps += 1
                 with timer.phase("denoise"), torch.no_grad():
                     velocity = backbone.velocity(x, timestep, context, negative, cfg)
+                    check_finite(velocity, "the velocity (with classifier-free guidance)", step=k, num_steps=num_steps)
                     x = schedule.step(x, velocity, k)
+                    check_finite(x, "the latents after the denoising step", step=k, num_steps=num_steps)
                 counts.steps += 1
                 counts.blocks_forward += backbone.num_blocks * (2 if negative is not None else 1)
                 x = self._run_callbacks(callbacks, x, k, num_steps, timestep, schedule.sigmas[k], loss,
                                         k in guided_steps, counts)
+                if callbacks:
+                    check_finite(x, "the latents after the callbacks", step=k, num_steps=num_steps)
                 bar.set_postfix(loss="-" if loss is None else f"{loss:.4g}",
                                 grads=f"{counts.gradients_computed}c/{counts.gradients_reused}r")
                 bar.update()
         with timer.phase("decode"), torch.no_grad():
-            frames = tensor_to_frames(backbone.decode(x))
+            decoded = backbone.decode(x)
+            check_finite(decoded, "the decoded video")
+            frames = tensor_to_frames(decoded)
         report.seconds = dict(timer.seconds)
         return frames, x
 
