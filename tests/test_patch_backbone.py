@@ -78,7 +78,7 @@ def test_sampling_without_guidance_returns_the_start_latents(clip):
     result = MotionTransferPipeline(backbone, "no_transfer")(clip, "p", latents=start, num_inference_steps=4,
                                                              progress=False)
     assert torch.equal(result.latents, start)
-    assert backbone.velocity_calls == 4 and backbone.feature_calls == 0
+    assert backbone.velocity_calls == 4 and backbone.feature_calls == 2  # the motion check's two
 
 
 def test_registered_as_patch_and_not_loadable_from_a_checkpoint(tmp_path, fresh_plugins):

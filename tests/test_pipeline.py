@@ -41,14 +41,14 @@ def test_ditflow_computes_every_iteration_and_extracts_reference_once():
     pipe = pipeline("ditflow")
     counts = run(pipe).report.counts
     assert (counts.guided_steps, counts.gradients_computed, counts.gradients_reused) == (2, 10, 0)
-    assert pipe.backbone.feature_calls == 1 + 10  # reference once, then one per computed gradient
+    assert pipe.backbone.feature_calls == 1 + 10 + 2  # reference once, one per computed gradient, the motion check
 
 
-def test_no_transfer_never_touches_attention_features():
+def test_no_transfer_captures_attention_features_only_for_the_motion_check():
     pipe = pipeline("no_transfer")
     counts = run(pipe).report.counts
     assert counts.guided_steps == counts.gradients_computed == 0
-    assert pipe.backbone.feature_calls == 0
+    assert pipe.backbone.feature_calls == 2  # the reference's and the output's, after sampling
 
 
 def test_same_seed_same_output_other_seed_differs():

@@ -47,5 +47,7 @@ def transfer(
     note = replay_note(recorded, settings, backbone.device)  # None without --config
     if note is not None:
         typer.echo(f"note: {note}", err=True)
-    prepared.write(prepared.run(settings.pipeline(backbone, strategy)))
+    result = prepared.run(settings.pipeline(backbone, strategy))
+    prepared.write(result)
     typer.echo(f"wrote {prepared.out} and {prepared.sidecar}")
+    typer.echo(result.report.motion_check.summary())

@@ -21,6 +21,8 @@ from fastvmt import plugins
 from fastvmt.backends.dispatch import use_backend
 from fastvmt.generation.finite import check_finite
 from fastvmt.generation.guidance import GuidanceStep, guide_latents
+from fastvmt.generation.motion_check import check_motion
+from fastvmt.generation.peak_memory import PeakMemoryMeter
 from fastvmt.generation.report import PhaseTimer, RunReport
 from fastvmt.generation.sampling import FlowMatchSchedule, add_noise, check_seed
 from fastvmt.interfaces import Backbone, MotionField, StepState, VideoGeometry
@@ -177,6 +179,7 @@ class MotionTransferPipeline:
         backbone, strategy, components, counts = self.backbone, self.strategy, self.components, report.counts
         schedule, cfg = run.schedule, run.cfg
         timer = PhaseTimer(backbone.device)
+        memory = PeakMemoryMeter(backbone.device)
         dtype, device = backbone.dtype, backbone.device
         with timer.phase("encode"), torch.no_grad():
             context = backbone.encode_prompt(run.prompt)
@@ -229,6 +232,10 @@ class MotionTransferPipeline:
             decoded = backbone.decode(x)
             check_finite(decoded, "the decoded video")
             frames = tensor_to_frames(decoded)
+        report.peak_memory = memory.read()
+        with timer.phase("motion_check"):
+            report.motion_check = check_motion(backbone, reference_latents, x, run.video, frames,
+                                               block=strategy.block, counts=counts, empty_context=empty)
         report.seconds = dict(timer.seconds)
         return frames, x
 

@@ -10,11 +10,14 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from fastvmt.outputs import write_json
+
+if TYPE_CHECKING:
+    from fastvmt.generation.motion_check import MotionCheck
 
 __all__ = ["PhaseTimer", "RunCounts", "RunReport", "package_versions"]
 
@@ -67,7 +70,11 @@ class PhaseTimer:
 
 @dataclass
 class RunReport:
-    """The record of one run; ``to_json`` writes the sidecar that ``--config`` replays."""
+    """The record of one run; ``to_json`` writes the sidecar that ``--config`` replays.
+
+    ``motion_check`` is the output's motion against the reference's (:mod:`fastvmt.generation.motion_check`);
+    ``peak_memory`` is ``{"bytes", "measure"}`` (:mod:`fastvmt.generation.peak_memory`).
+    """
 
     config: dict[str, Any]
     seed: int
@@ -75,6 +82,8 @@ class RunReport:
     seconds: dict[str, float] = field(default_factory=dict)
     losses: list[dict[str, float]] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=package_versions)
+    motion_check: MotionCheck | None = None
+    peak_memory: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
