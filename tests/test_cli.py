@@ -131,4 +131,4 @@ def test_existing_output_is_not_overwritten(tmp_path, clip_path, tiny_model_dir)
 def test_unknown_strategy_lists_choices(tmp_path, clip_path, tiny_model_dir):
     result = invoke("transfer", clip_path, "--prompt", "x", "--model-dir", tiny_model_dir, "--strategy", "fast",
                     "--out", tmp_path / "o.mp4", "--frames", 9, "--height", 48, "--width", 64)
-    assert_user_error(result, "available: ditflow, fastvmt, no_transfer")
+    assert_user_error(result, "unknown strategy 'fast'; available: ditflow, fastvmt")
