@@ -1,9 +1,12 @@
 """The four extension points of fastvmt and the small values that flow between them.
 
-A run is: a :class:`Backbone` captures :class:`AttentionFeatures` of one DiT block; a :class:`MotionExtractor`
-turns them into a :class:`MotionField`; a :class:`GuidanceLoss` compares the reference's and the generated
-video's motion; a :class:`GradientScheduler` decides which denoising steps are guided and, inside a guided
-step, whether an optimisation iteration computes a fresh gradient or reuses the cached one.
+A run is: a :class:`MotionExtractor` declares what it reads of the :class:`Backbone` at a latent (``reads``:
+:data:`ATTENTION`, one DiT block's :class:`AttentionFeatures`, and/or :data:`PREDICTION`, the velocity as a
+:class:`LatentPrediction`); the pipeline reads exactly that and the extractor turns it into motion (a
+:class:`MotionField`, a :class:`LatentMotion`, or both as a :class:`HybridMotion`); a :class:`GuidanceLoss`
+compares the reference's and the generated video's motion; a :class:`GradientScheduler` decides which denoising
+steps are guided and, inside a guided step, whether an optimisation iteration reads the backbone afresh or reuses
+what it read last.
 """
 
 from __future__ import annotations
@@ -11,24 +14,37 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar, Union
 
 from jaxtyping import Float, Int
 from torch import Tensor
 
 __all__ = [
+    "ATTENTION",
+    "PREDICTION",
     "AttentionFeatures",
     "Backbone",
     "GradientScheduler",
     "GuidanceLoss",
+    "HybridMotion",
     "InnerStep",
+    "LatentMotion",
+    "LatentPrediction",
     "LossValue",
+    "Motion",
     "MotionExtractor",
     "MotionField",
+    "Readings",
     "StepState",
     "TokenGrid",
     "VideoGeometry",
 ]
+
+#: What an extractor reads of the backbone (``MotionExtractor.reads``; docs/algorithm.md#readings): the captured
+#: block's self-attention Q/K, differentiable through the DiT ...
+ATTENTION = "attention"
+#: ... or the velocity of the latent, read without gradient, as a :class:`LatentPrediction`.
+PREDICTION = "prediction"
 
 
 @dataclass(frozen=True)
@@ -95,6 +111,58 @@ class MotionField:
 
 
 @dataclass(frozen=True)
+class LatentPrediction:
+    """The backbone's velocity at a latent, read without gradient; the clean latent it predicts is
+    ``latents - sigma * velocity`` (docs/algorithm.md#flowmotion).
+
+    ``latents`` is the ``(1, C, F, H8, W8)`` latent at noise level ``sigma`` (for the generated video, the float32
+    latent being optimised, which the optimiser updates in place). ``velocity`` has its shape and no graph; it is
+    ``None`` at ``sigma = 0``, where a latent predicts itself. ``path_velocity`` is the sampling path's mean
+    velocity from its start to this latent, ``None`` at the start and for the reference.
+    """
+
+    latents: Float[Tensor, "1 c f h w"]
+    sigma: float
+    velocity: Float[Tensor, "1 c f h w"] | None = None
+    path_velocity: Float[Tensor, "1 c f h w"] | None = None
+
+
+@dataclass(frozen=True)
+class Readings:
+    """What the backbone gave at one latent: the kinds an extractor reads are set, the others ``None``."""
+
+    attention: AttentionFeatures | None = None
+    prediction: LatentPrediction | None = None
+
+    def input_for(self, reads: frozenset[str]) -> AttentionFeatures | LatentPrediction | Readings:
+        """What an extractor that ``reads`` these kinds is given: the one reading, or all of them for several."""
+        if len(reads) > 1:
+            return self
+        (kind,) = reads
+        return getattr(self, kind)
+
+
+@dataclass(frozen=True)
+class LatentMotion:
+    """Motion carried by a predicted clean latent video, ``(1, C, F, H8, W8)`` float32: its frames and the
+    differences between them (docs/algorithm.md#flowmotion)."""
+
+    clean: Float[Tensor, "1 c f h w"]
+
+
+@dataclass(frozen=True)
+class HybridMotion:
+    """Both kinds of motion of one video: the attention motion flow and the predicted clean latent."""
+
+    amf: MotionField
+    latent: LatentMotion
+
+
+#: What an extractor gives and a loss compares.
+Motion = Union[MotionField, LatentMotion, HybridMotion]
+
+
+@dataclass(frozen=True)
 class LossValue:
     """A guidance loss: the scalar to differentiate and its named parts (floats, for logging)."""
 
@@ -134,25 +202,33 @@ class StepState:
 
 
 class MotionExtractor(ABC):
-    """Turns captured attention features into a :class:`MotionField`."""
+    """Turns what the backbone reads at a latent into motion.
+
+    ``reads`` declares what that is (:data:`ATTENTION`, :data:`PREDICTION` or both); the pipeline reads exactly
+    those and passes ``Readings.input_for(reads)`` to :meth:`fit` and :meth:`extract`: the
+    :class:`AttentionFeatures` or the :class:`LatentPrediction` alone, or the :class:`Readings` for several.
+    """
+
+    reads: ClassVar[frozenset[str]] = frozenset({ATTENTION})
 
     def check(self, grid: TokenGrid) -> None:
         """Raise ``ValueError`` if this extractor cannot run on ``grid`` (called before any heavy work)."""
 
-    def fit(self, reference: AttentionFeatures) -> Any:
-        """Derive state from the reference features (channel masks, indices, ...); none by default."""
+    def fit(self, reference: Any) -> Any:
+        """Derive state from the reference's reading (channel masks, indices, ...); none by default."""
         return None
 
     @abstractmethod
-    def extract(self, features: AttentionFeatures, state: Any = None, *, reference: bool = False) -> MotionField:
-        """Motion of ``features``; ``reference=True`` for the (detached) reference video's motion."""
+    def extract(self, features: Any, state: Any = None, *, reference: bool = False) -> Motion:
+        """Motion of ``features`` (the reading ``reads`` asks for); ``reference=True`` for the (detached)
+        reference video's motion."""
 
 
 class GuidanceLoss(ABC):
-    """Compares the reference motion with the generated motion."""
+    """Compares the reference motion with the generated motion (both from the same extractor)."""
 
     @abstractmethod
-    def __call__(self, reference: MotionField, generated: MotionField) -> LossValue:
+    def __call__(self, reference: Motion, generated: Motion) -> LossValue:
         """A scalar loss, differentiable w.r.t. ``generated``, and its named parts."""
 
 

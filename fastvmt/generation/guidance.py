@@ -1,8 +1,10 @@
 """One guided denoising step's optimisation (docs/algorithm.md#guided-sampling).
 
 A fresh optimiser works on a float32 master copy of the latent (a bf16 leaf would round most AdamW updates
-away); each inner iteration either computes the loss gradient through the backbone's early-exit forward or
-reuses the cached one, as the gradient scheduler decides.
+away). Each inner iteration either reads the backbone afresh at the latent (what the extractor consumes:
+attention features with their graph, or the velocity without one) and computes the loss gradient, or reuses what
+it read last, as the gradient scheduler decides. Reusing attention features reuses their gradient (another needs
+the DiT); reusing a velocity re-evaluates the loss and its gradient at the moved latent (no DiT involved).
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from fastvmt.interfaces import Backbone, InnerStep, MotionField
 from fastvmt.generation.finite import check_finite
-from fastvmt.generation.report import RunCounts
+from fastvmt.generation.readings import BackboneReader
+from fastvmt.interfaces import ATTENTION, PREDICTION, InnerStep, Motion, Readings
 from fastvmt.strategies.components import Components
 from fastvmt.strategies.spec import Strategy
 
@@ -32,15 +34,25 @@ def learning_rate(strategy: Strategy, inner: int, guided_index: int, num_guided:
 
 @dataclass(frozen=True)
 class GuidanceStep:
-    """Where in the run a guided step is, and what it optimises towards."""
+    """Where in the run a guided step is (timestep and noise level ``sigma``), what it optimises towards, and where
+    sampling started (``start`` latents at ``start_sigma``), for the path velocity."""
 
     outer_step: int
     num_outer_steps: int
     guided_index: int
     num_guided: int
     timestep: float
-    reference: MotionField
+    sigma: float
+    reference: Motion
     extractor_state: Any
+    start: Tensor
+    start_sigma: float
+
+    def path_velocity(self, latents: Tensor) -> Tensor | None:
+        """The mean velocity ``(latents - start) / (sigma - start_sigma)`` from the start, float32; ``None`` at it."""
+        if self.sigma == self.start_sigma:
+            return None
+        return (latents.float() - self.start.float()) / (self.sigma - self.start_sigma)
 
 
 def _optimizer(strategy: Strategy, master: Tensor) -> torch.optim.Optimizer:
@@ -53,17 +65,22 @@ def guide_latents(
     latents: Tensor,
     step: GuidanceStep,
     *,
-    backbone: Backbone,
+    reader: BackboneReader,
     components: Components,
     strategy: Strategy,
     context: Tensor,
-    counts: RunCounts,
+    negative: Tensor | None,
+    cfg_scale: float,
 ) -> tuple[Tensor, list[dict[str, float]]]:
     """Optimise ``latents`` towards the reference motion; returns the new latents (input dtype) and the loss
-    parts of every computed gradient."""
+    parts of every gradient computed from a fresh reading. Velocities are the CFG ones of the denoising
+    (``context``, ``negative``, ``cfg_scale``)."""
+    extractor, reads, counts = components.extractor, components.extractor.reads, reader.counts
     master = latents.detach().float().clone().requires_grad_(True)
     optimizer = _optimizer(strategy, master)
-    cached: Tensor | None = None
+    path_velocity = step.path_velocity(latents) if PREDICTION in reads else None
+    readings: Readings | None = None
+    gradient: Tensor | None = None
     losses: list[dict[str, float]] = []
     reused = 0
     for inner in range(strategy.inner_iterations):
@@ -75,29 +92,32 @@ def guide_latents(
             tuple(parts["total"] for parts in losses),
             reused,
         )
-        if components.scheduler.should_compute(position):
-            features = backbone.features(master.to(latents.dtype), step.timestep, context, block=strategy.block)
-            generated = components.extractor.extract(features, step.extractor_state)
-            loss = components.loss(step.reference, generated)
-            (cached,) = torch.autograd.grad(loss.total, master)
-            check_finite(cached, f"the guidance gradient of iteration {inner}", step=step.outer_step,
-                         num_steps=step.num_outer_steps)
-            losses.append({"total": loss.total.item(), **loss.parts})
-            counts.gradients_computed += 1
-            counts.blocks_forward += strategy.block + 1
-            counts.blocks_backward += strategy.block + 1
-            reused = 0
-        elif cached is None:
+        fresh = components.scheduler.should_compute(position)
+        if fresh:
+            # The prediction holds ``master`` itself: after an optimiser step it is the moved latent.
+            readings = reader.read(reads, master, sigma=step.sigma, timestep=step.timestep, context=context,
+                                   negative=negative, cfg_scale=cfg_scale, path_velocity=path_velocity)
+        elif readings is None:
             raise RuntimeError(
                 f"gradient scheduler {type(components.scheduler).__name__} asked to reuse a gradient at iteration "
                 f"{inner} before computing one"
             )
+        if fresh or ATTENTION not in reads:
+            loss = components.loss(step.reference, extractor.extract(readings.input_for(reads), step.extractor_state))
+            (gradient,) = torch.autograd.grad(loss.total, master)
+            check_finite(gradient, f"the guidance gradient of iteration {inner}", step=step.outer_step,
+                         num_steps=step.num_outer_steps)
+        if fresh:
+            losses.append({"total": loss.total.item(), **loss.parts})
+            counts.gradients_computed += 1
+            counts.blocks_backward += strategy.block + 1 if ATTENTION in reads else 0
+            reused = 0
         else:
             counts.gradients_reused += 1
             reused += 1
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(strategy, inner, step.guided_index, step.num_guided)
-        master.grad = cached.clone()
+        master.grad = gradient.clone()
         optimizer.step()
         counts.inner_iterations += 1
     return master.detach().to(latents.dtype), losses

@@ -21,11 +21,12 @@ from fastvmt import plugins
 from fastvmt.backends.dispatch import use_backend
 from fastvmt.generation.finite import check_finite
 from fastvmt.generation.guidance import GuidanceStep, guide_latents
+from fastvmt.generation.readings import BackboneReader, velocity_passes
 from fastvmt.generation.motion_check import check_motion
 from fastvmt.generation.peak_memory import PeakMemoryMeter
 from fastvmt.generation.report import PhaseTimer, RunReport
 from fastvmt.generation.sampling import FlowMatchSchedule, add_noise, check_seed
-from fastvmt.interfaces import Backbone, MotionField, StepState, VideoGeometry
+from fastvmt.interfaces import Backbone, Motion, StepState, VideoGeometry
 from fastvmt.io.frames import frames_to_tensor, tensor_to_frames
 from fastvmt.strategies.components import build_components, resolve_strategy
 from fastvmt.strategies.spec import Strategy, check_field
@@ -194,22 +195,25 @@ class MotionTransferPipeline:
             x = run.start.to(device, dtype)
         else:
             x = add_noise(reference_latents, start_noise, schedule.sigmas[0])
+        start, reader = x, BackboneReader(backbone, strategy.block, counts)
         num_steps = len(schedule)
         guided_steps = [k for k in range(num_steps) if components and components.scheduler.is_guided(k, num_steps)]
-        reference: tuple[MotionField, Any] | None = None
+        reference: tuple[Motion, Any] | None = None
         bar = tqdm(total=num_steps, disable=not progress, desc=f"fastvmt {strategy.name}", unit="step")
         with bar:
             for k in range(num_steps):
                 timestep, loss = schedule.timestep(k), None
                 if k in guided_steps:
-                    if reference is None or strategy.reference == "per_step":
+                    if reference is None or strategy.reference != "once":
                         with timer.phase("reference_features"):
-                            reference = self._reference_motion(reference_latents, reference_noise, schedule, k,
-                                                               empty, counts)
-                    step = GuidanceStep(k, num_steps, guided_steps.index(k), len(guided_steps), timestep, *reference)
+                            noise = _reference_noise(strategy.reference, reference_noise, generator)
+                            reference = self._reference_motion(reader, reference_latents, noise, schedule.sigmas[k],
+                                                               timestep, empty)
+                    step = GuidanceStep(k, num_steps, guided_steps.index(k), len(guided_steps), timestep,
+                                        schedule.sigmas[k], *reference, start=start, start_sigma=schedule.sigmas[0])
                     with timer.phase("guidance"):
-                        x, losses = guide_latents(x, step, backbone=backbone, components=components,
-                                                  strategy=strategy, context=context, counts=counts)
+                        x, losses = guide_latents(x, step, reader=reader, components=components, strategy=strategy,
+                                                  context=context, negative=negative, cfg_scale=cfg)
                     check_finite(x, "the latents after guidance", step=k, num_steps=num_steps)
                     report.losses.extend({"step": k, **parts} for parts in losses)
                     loss = losses[-1]["total"] if losses else None
@@ -220,7 +224,7 @@ class MotionTransferPipeline:
                     x = schedule.step(x, velocity, k)
                     check_finite(x, "the latents after the denoising step", step=k, num_steps=num_steps)
                 counts.steps += 1
-                counts.blocks_forward += backbone.num_blocks * (2 if negative is not None else 1)
+                counts.blocks_forward += backbone.num_blocks * velocity_passes(cfg)
                 x = self._run_callbacks(callbacks, x, k, num_steps, timestep, schedule.sigmas[k], loss,
                                         k in guided_steps, counts)
                 if callbacks:
@@ -239,17 +243,20 @@ class MotionTransferPipeline:
         report.seconds = dict(timer.seconds)
         return frames, x
 
-    def _reference_motion(self, reference_latents, reference_noise, schedule, k, empty, counts):
-        """Reference motion and extractor state: noised to step ``k`` (per_step) or clean at timestep 0 (once)."""
-        if self.strategy.reference == "per_step":
-            latents, timestep = add_noise(reference_latents, reference_noise, schedule.sigmas[k]), schedule.timestep(k)
+    def _reference_motion(self, reader, reference_latents, noise, sigma, timestep, empty):
+        """Reference motion and extractor state, from what the extractor reads (with the empty prompt, no CFG) of
+        the reference latent noised with ``noise`` to ``sigma`` at ``timestep``, or of the clean latent at timestep
+        0 when ``noise`` is None."""
+        if noise is None:
+            latents, sigma, timestep = reference_latents, 0.0, 0.0
         else:
-            latents, timestep = reference_latents, 0.0
+            latents = add_noise(reference_latents, noise, sigma)
+        extractor = self.components.extractor
         with torch.no_grad():
-            features = self.backbone.features(latents, timestep, empty, block=self.strategy.block)
-            state = self.components.extractor.fit(features)
-            motion = self.components.extractor.extract(features, state, reference=True)
-        counts.blocks_forward += self.strategy.block + 1
+            readings = reader.read(extractor.reads, latents, sigma=sigma, timestep=timestep, context=empty)
+            reading = readings.input_for(extractor.reads)
+            state = extractor.fit(reading)
+            motion = extractor.extract(reading, state, reference=True)
         return motion, state
 
     @staticmethod
@@ -264,3 +271,13 @@ class MotionTransferPipeline:
                                      f"expected {tuple(x.shape)}")
                 x = replacement.to(x.device, x.dtype)
         return x
+
+
+def _reference_noise(mode: str, noise: Tensor, generator: torch.Generator) -> Tensor | None:
+    """The noise of a guided step's reference (docs/algorithm.md#guided-sampling): the run's reference noise
+    (``per_step``), a new draw from the run's generator (``per_step_fresh``), none: the clean latent (``once``)."""
+    if mode == "once":
+        return None
+    if mode == "per_step":
+        return noise
+    return torch.randn(noise.shape, generator=generator).to(noise.device, noise.dtype)

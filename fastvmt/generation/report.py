@@ -37,7 +37,10 @@ def package_versions() -> dict[str, str]:
 
 @dataclass
 class RunCounts:
-    """Work done by a run. A feature capture counts the blocks it runs, the captured block as one."""
+    """Work done by a run. A feature capture counts the blocks it runs, the captured block as one; a velocity the
+    whole DiT once a pass (two with CFG). ``gradients_computed`` counts the inner iterations that read the
+    backbone afresh, ``gradients_reused`` those that reused the last reading: its gradient (attention features) or
+    its velocity, with the loss re-evaluated at the moved latent (latent predictions)."""
 
     steps: int = 0
     guided_steps: int = 0

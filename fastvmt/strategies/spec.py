@@ -99,7 +99,7 @@ _FIELD_RULES: dict[str, Callable[[str, Any], Any]] = {
     "lr_schedule": _choice("inner", "outer"),
     # AdamW scales the latent by 1 - lr * weight_decay: with both at most 1 it stays non-negative.
     "weight_decay": lambda name, value: check_real(name, value, low=0.0, high=1.0),
-    "reference": _choice("per_step", "once"),
+    "reference": _choice("per_step", "per_step_fresh", "once"),
     "denoising_strength": lambda name, value: check_real(name, value, low=0.0, high=1.0, low_open=True),
     "shift": lambda name, value: check_real(name, value, low=0.0, low_open=True),
     "cfg_scale": lambda name, value: check_real(name, value, low=CFG_SCALE_RANGE[0], high=CFG_SCALE_RANGE[1]),
@@ -136,8 +136,9 @@ class Strategy:
         lr_schedule: ``"inner"``: ``lr_j = start + (end - start) * j / J`` inside every guided step (FastVMT);
             ``"outer"``: constant inside a guided step, linear from start to end across guided steps (DiTFlow).
         weight_decay: the optimiser's weight decay.
-        reference: ``"per_step"`` re-extracts reference motion from the reference noised to every guided step;
-            ``"once"`` extracts it once from the clean reference latent at timestep 0 (DiTFlow).
+        reference: ``"per_step"`` re-extracts reference motion from the reference noised to every guided step
+            with one noise drawn at the start; ``"per_step_fresh"`` likewise with new noise at every guided step
+            (FlowMotion); ``"once"`` extracts it once from the clean reference latent at timestep 0 (DiTFlow).
         denoising_strength: where sampling starts, ``(0, 1]``; 1 starts from pure noise.
         shift: flow-matching timestep shift.
         cfg_scale: classifier-free guidance scale of the denoising velocity.
@@ -153,7 +154,7 @@ class Strategy:
     learning_rate: tuple[float, float]
     lr_schedule: Literal["inner", "outer"]
     weight_decay: float
-    reference: Literal["per_step", "once"]
+    reference: Literal["per_step", "per_step_fresh", "once"]
     denoising_strength: float
     shift: float
     cfg_scale: float
