@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from fastvmt.strategies.presets import DITFLOW, FASTVMT, NO_TRANSFER
+from fastvmt.strategies.presets import FASTVMT, NO_TRANSFER, PRESETS
 from fastvmt.strategies.spec import Component
 
 
@@ -27,7 +27,7 @@ def test_component_swapped_by_name_then_configured():
     assert swapped.loss == Component("masked_mse")
 
 
-@pytest.mark.parametrize("preset", [FASTVMT, DITFLOW, NO_TRANSFER])
+@pytest.mark.parametrize("preset", PRESETS, ids=[preset.name for preset in PRESETS])
 def test_json_round_trip(preset):
     assert type(preset).from_dict(json.loads(json.dumps(preset.to_dict()))) == preset
 

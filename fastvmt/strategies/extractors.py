@@ -1,7 +1,9 @@
-"""Motion extractors: attention motion flow (AMF), windowed (FastVMT) and dense (DiTFlow).
+"""Motion extractors: attention motion flow (AMF), windowed (FastVMT) and dense (DiTFlow); the predicted clean
+latent (FlowMotion); and the windowed AMF with the predicted latent together.
 
-Both reduce heads (:mod:`fastvmt.strategies.heads`) and compute in float32 on the backend chosen by
-:func:`fastvmt.use_backend` (or the ops' automatic choice). Their defaults are the ``fastvmt`` preset's options.
+The AMF extractors reduce heads (:mod:`fastvmt.strategies.heads`) and compute in float32 on the backend chosen by
+:func:`fastvmt.use_backend` (or the ops' automatic choice). Their defaults are the ``fastvmt`` preset's options;
+the latent-prediction extractor's are the ``flowmotion`` preset's.
 """
 
 from __future__ import annotations
@@ -11,15 +13,28 @@ import contextlib
 import torch
 
 from fastvmt import ops
-from fastvmt.interfaces import AttentionFeatures, MotionExtractor, MotionField, TokenGrid
+from fastvmt.interfaces import (
+    ATTENTION,
+    PREDICTION,
+    AttentionFeatures,
+    HybridMotion,
+    LatentMotion,
+    LatentPrediction,
+    MotionExtractor,
+    MotionField,
+    Readings,
+    TokenGrid,
+)
+from fastvmt.strategies.flowmotion import predicted_clean
 from fastvmt.strategies.heads import HEAD_MODES, reduce_heads
-from fastvmt.strategies.presets import FASTVMT
+from fastvmt.strategies.presets import FASTVMT, FLOWMOTION
 from fastvmt.values import check_int, check_real
 
-__all__ = ["DenseAMFExtractor", "WindowedAMFExtractor"]
+__all__ = ["DenseAMFExtractor", "LatentPredictionExtractor", "WindowedAMFExtractor", "WindowedAMFPredictionExtractor"]
 
 
 _DEFAULTS = FASTVMT.extractor.options
+_GAMMA = FLOWMOTION.extractor.options["gamma"]
 
 
 def _check_common(heads: str, sf: int, tau: float, pairs: str) -> None:
@@ -112,3 +127,54 @@ class DenseAMFExtractor(MotionExtractor):
             displacement = ops.full_amf(q, k, sf=self.sf, tau=self.tau, pairs=self.pairs, scale=scale, mode=mode)
         pairs = ops.frame_pairs(q.shape[0], self.sf, self.pairs, device=q.device)
         return MotionField(displacement, pairs, features.grid, span=_span(self.sf, self.pairs, q.shape[0]))
+
+
+class LatentPredictionExtractor(MotionExtractor):
+    """FlowMotion (docs/algorithm.md#flowmotion): the clean latent the backbone's velocity predicts,
+    ``latents - sigma * v``, with ``v`` regularised towards the sampling path by ``gamma`` (1 keeps it as is)."""
+
+    reads = frozenset({PREDICTION})
+
+    def __init__(self, gamma: float = _GAMMA):
+        self.gamma = check_real("gamma", gamma, low=0.0, high=1.0)
+
+    def check(self, grid: TokenGrid) -> None:
+        if grid.frames < 2:
+            raise ValueError(f"the frame differences need at least 2 latent frames (9 video frames), got {grid.frames}")
+
+    def extract(self, features: LatentPrediction, state=None, *, reference: bool = False) -> LatentMotion:
+        clean = predicted_clean(features, self.gamma)
+        return LatentMotion(clean.detach() if reference else clean)
+
+
+class WindowedAMFPredictionExtractor(MotionExtractor):
+    """The windowed AMF of the attention features and the predicted clean latent, together (the
+    ``fastvmt_flowmotion`` preset); the options are those of the two extractors."""
+
+    reads = frozenset({ATTENTION, PREDICTION})
+
+    def __init__(
+        self,
+        heads: str = _DEFAULTS["heads"],
+        sf: int = _DEFAULTS["sf"],
+        tile: tuple[int, int] = _DEFAULTS["tile"],
+        window: int = _DEFAULTS["window"],
+        tau: float = _DEFAULTS["tau"],
+        pairs: str = _DEFAULTS["pairs"],
+        gamma: float = _GAMMA,
+    ):
+        self.amf = WindowedAMFExtractor(heads, sf, tile, window, tau, pairs)
+        self.prediction = LatentPredictionExtractor(gamma)
+
+    def check(self, grid: TokenGrid) -> None:
+        self.amf.check(grid)
+        self.prediction.check(grid)
+
+    def fit(self, reference: Readings):
+        return self.amf.fit(reference.attention)
+
+    def extract(self, features: Readings, state=None, *, reference: bool = False) -> HybridMotion:
+        return HybridMotion(
+            amf=self.amf.extract(features.attention, state, reference=reference),
+            latent=self.prediction.extract(features.prediction, reference=reference),
+        )

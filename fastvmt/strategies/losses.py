@@ -1,15 +1,17 @@
-"""Guidance losses (docs/algorithm.md#losses): FastVMT's AMF + corresponding-window loss, DiTFlow's masked MSE."""
+"""Guidance losses (docs/algorithm.md#losses): FastVMT's AMF + corresponding-window loss, DiTFlow's masked MSE,
+FlowMotion's latent alignment + frame-difference loss, and the sum of FastVMT's and FlowMotion's."""
 
 from __future__ import annotations
 
 import torch
 
 from fastvmt import ops
-from fastvmt.interfaces import GuidanceLoss, LossValue, MotionField
-from fastvmt.strategies.presets import FASTVMT
+from fastvmt.interfaces import GuidanceLoss, HybridMotion, LatentMotion, LossValue, MotionField
+from fastvmt.strategies.flowmotion import frame_difference_mse
+from fastvmt.strategies.presets import FASTVMT, FLOWMOTION
 from fastvmt.values import check_real
 
-__all__ = ["AMFWindowLoss", "MaskedMSELoss"]
+__all__ = ["AMFWindowAlignmentLoss", "AMFWindowLoss", "LatentAlignmentLoss", "MaskedMSELoss"]
 
 
 def _check_same_pairs(reference: MotionField, generated: MotionField) -> None:
@@ -68,3 +70,48 @@ class MaskedMSELoss(GuidanceLoss):
         _check_same_pairs(reference, generated)
         loss = ops.masked_mse_loss(reference.displacement, generated.displacement)
         return LossValue(loss, {"masked_mse": loss.item()})
+
+
+class LatentAlignmentLoss(GuidanceLoss):
+    """FlowMotion's loss (docs/algorithm.md#flowmotion): ``lambda_align * MSE(x0_ref, x0_gen) + lambda_diff *
+    MSE(D(x0_ref), D(x0_gen))`` on predicted clean latents, ``D`` their frame differences. The defaults are the
+    ``flowmotion`` preset's."""
+
+    def __init__(
+        self,
+        lambda_align: float = FLOWMOTION.loss.options["lambda_align"],
+        lambda_diff: float = FLOWMOTION.loss.options["lambda_diff"],
+    ):
+        self.lambda_align = check_real("lambda_align", lambda_align, low=0.0)
+        self.lambda_diff = check_real("lambda_diff", lambda_diff, low=0.0)
+
+    def __call__(self, reference: LatentMotion, generated: LatentMotion) -> LossValue:
+        if reference.clean.shape != generated.clean.shape:
+            raise ValueError(f"reference and generated latents differ in shape: {tuple(reference.clean.shape)} and "
+                             f"{tuple(generated.clean.shape)}")
+        target = reference.clean.detach()
+        alignment = (generated.clean - target).square().mean()
+        difference = frame_difference_mse(target, generated.clean)
+        total = self.lambda_align * alignment + self.lambda_diff * difference
+        return LossValue(total, {"alignment": alignment.item(), "frame_difference": difference.item()})
+
+
+class AMFWindowAlignmentLoss(GuidanceLoss):
+    """FastVMT's AMF + window loss on the attention motion plus FlowMotion's loss on the predicted latent, each with
+    its own weights (the ``fastvmt_flowmotion`` preset's by default)."""
+
+    def __init__(
+        self,
+        lambda_amf: float = FASTVMT.loss.options["lambda_amf"],
+        lambda_win: float = FASTVMT.loss.options["lambda_win"],
+        alpha: float = FASTVMT.loss.options["alpha"],
+        lambda_align: float = FLOWMOTION.loss.options["lambda_align"],
+        lambda_diff: float = FLOWMOTION.loss.options["lambda_diff"],
+    ):
+        self.amf = AMFWindowLoss(lambda_amf, lambda_win, alpha)
+        self.latent = LatentAlignmentLoss(lambda_align, lambda_diff)
+
+    def __call__(self, reference: HybridMotion, generated: HybridMotion) -> LossValue:
+        amf = self.amf(reference.amf, generated.amf)
+        latent = self.latent(reference.latent, generated.latent)
+        return LossValue(amf.total + latent.total, {**amf.parts, **latent.parts})

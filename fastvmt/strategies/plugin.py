@@ -13,18 +13,22 @@ def fastvmt_register_strategies(register):
 
 @hookimpl
 def fastvmt_register_extractors(register):
-    from fastvmt.strategies.extractors import DenseAMFExtractor, WindowedAMFExtractor
+    from fastvmt.strategies import extractors
 
-    register("windowed_amf", WindowedAMFExtractor)
-    register("dense_amf", DenseAMFExtractor)
+    register("windowed_amf", extractors.WindowedAMFExtractor)
+    register("dense_amf", extractors.DenseAMFExtractor)
+    register("latent_prediction", extractors.LatentPredictionExtractor)
+    register("windowed_amf_prediction", extractors.WindowedAMFPredictionExtractor)
 
 
 @hookimpl
 def fastvmt_register_losses(register):
-    from fastvmt.strategies.losses import AMFWindowLoss, MaskedMSELoss
+    from fastvmt.strategies import losses
 
-    register("amf_window", AMFWindowLoss)
-    register("masked_mse", MaskedMSELoss)
+    register("amf_window", losses.AMFWindowLoss)
+    register("masked_mse", losses.MaskedMSELoss)
+    register("latent_alignment", losses.LatentAlignmentLoss)
+    register("amf_window_alignment", losses.AMFWindowAlignmentLoss)
 
 
 @hookimpl

@@ -1,4 +1,5 @@
-"""The built-in strategies: ``fastvmt`` (the paper), ``ditflow`` (the baseline on Wan), ``no_transfer``.
+"""The built-in strategies: ``fastvmt`` (the paper), ``ditflow`` (the baseline on Wan), ``flowmotion`` (guidance on
+latent predictions, no backward through the DiT), ``fastvmt_flowmotion`` (both terms) and ``no_transfer``.
 
 This module is where their values live (docs/algorithm.md#presets), except the paper's AMF parameters, which are
 the AMF ops' defaults (:mod:`fastvmt.ops`): the built-in components take their defaults from here, and the cost
@@ -11,7 +12,16 @@ from fastvmt.ops.amf import DEFAULT_SPAN, DEFAULT_TAU, DEFAULT_TILE, DEFAULT_WIN
 from fastvmt.ops.losses import DEFAULT_ALPHA
 from fastvmt.strategies.spec import Component, Strategy
 
-__all__ = ["CAPTURED_BLOCK", "DITFLOW", "FASTVMT", "GUIDED_FRACTION", "NO_TRANSFER", "PRESETS"]
+__all__ = [
+    "CAPTURED_BLOCK",
+    "DITFLOW",
+    "FASTVMT",
+    "FASTVMT_FLOWMOTION",
+    "FLOWMOTION",
+    "GUIDED_FRACTION",
+    "NO_TRANSFER",
+    "PRESETS",
+]
 
 #: The DiT block whose self-attention Q/K the presets capture: a middle block of the released Wan2.1 DiTs.
 CAPTURED_BLOCK = 14
@@ -63,7 +73,35 @@ DITFLOW = FASTVMT.override(
     denoising_strength=1.0,
 )
 
+#: FlowMotion (docs/algorithm.md#flowmotion): guidance on the clean latent the velocity predicts, read without
+#: gradient, so no backward through the DiT. Its own sampler: pure noise, shift 3, CFG 6 (denoising and guidance).
+#: ``block`` is unused (the extractor reads no attention). ``reference="once"`` is the clean-latent variant.
+FLOWMOTION = Strategy(
+    name="flowmotion",
+    extractor=Component("latent_prediction", {"gamma": 0.1}),
+    loss=Component("latent_alignment", {"lambda_align": 20.0, "lambda_diff": 5.0}),
+    scheduler=Component("every", {"guided_fraction": GUIDED_FRACTION}),
+    block=CAPTURED_BLOCK,
+    optimizer="adam",
+    inner_iterations=3,
+    learning_rate=(0.003, 0.003),
+    lr_schedule="inner",
+    weight_decay=0.0,
+    reference="per_step_fresh",
+    denoising_strength=1.0,
+    shift=3.0,
+    cfg_scale=6.0,
+)
+
+#: FastVMT with a FlowMotion term: the windowed AMF and window losses plus the latent alignment and
+#: frame-difference losses, each with its method's weight, on FastVMT's sampler and schedule.
+FASTVMT_FLOWMOTION = FASTVMT.override(
+    name="fastvmt_flowmotion",
+    extractor=Component("windowed_amf_prediction", {**FASTVMT.extractor.options, **FLOWMOTION.extractor.options}),
+    loss=Component("amf_window_alignment", {**FASTVMT.loss.options, **FLOWMOTION.loss.options}),
+)
+
 #: FastVMT's sampler without guidance: the baseline that shows what guidance adds.
 NO_TRANSFER = FASTVMT.override(name="no_transfer", extractor=None, loss=None, scheduler=None)
 
-PRESETS = (FASTVMT, DITFLOW, NO_TRANSFER)
+PRESETS = (FASTVMT, DITFLOW, FLOWMOTION, FASTVMT_FLOWMOTION, NO_TRANSFER)
