@@ -20,7 +20,7 @@ from fastvmt.costmodel import (
     steps_run,
 )
 from fastvmt.geometry import token_grid
-from fastvmt.interfaces import MotionExtractor, TokenGrid
+from fastvmt.interfaces import ATTENTION, MotionExtractor, TokenGrid
 from fastvmt.ops import frame_pairs
 from fastvmt.strategies.extractors import DenseAMFExtractor, WindowedAMFExtractor
 from fastvmt.strategies.presets import CAPTURED_BLOCK, FASTVMT, NO_TRANSFER
@@ -237,13 +237,43 @@ def test_recipes_read_their_values_from_the_registered_presets(name):
     assert every.gradients == every.guided * 7 != base.gradients
     once, per_step = cost(reference="once"), cost(reference="per_step")
     assert (once.reference_passes, per_step.reference_passes) == (1, base.guided)
+    assert cost(cfg_scale=1.0).phases["denoising (CFG)"] * 2 == base.phases["denoising (CFG)"]
+    if ATTENTION not in recipe.reads:  # latent predictions: no backward, no AMF, the block is not read
+        assert base.phases["guidance backward"] == base.phases["AMF ops"] == 0
+        assert cost(block=CAPTURED_BLOCK - 4).phases == base.phases
+        return
     early = cost(block=CAPTURED_BLOCK - 4)
     assert early.phases["guidance backward"] == base.gradients * backward_flops(
         config, grid, Depth.until_qk(CAPTURED_BLOCK - 4)
     )
     other_pairs = "forward" if recipe.strategy.extractor.options["pairs"] == "all" else "all"
     assert cost(**{"extractor.pairs": other_pairs}).phases["AMF ops"] != base.phases["AMF ops"]
-    assert cost(cfg_scale=1.0).phases["denoising (CFG)"] * 2 == base.phases["denoising (CFG)"]
+
+
+@pytest.mark.parametrize("size", list(RELEASED_DITS))
+def test_flowmotion_costs_dit_forwards_only(size):
+    """FlowMotion per guided step: a reference velocity (empty prompt, one pass), then a CFG velocity (two passes)
+    per inner iteration; no backward, no AMF. 10 guided steps of 3 iterations on top of 50 CFG steps: 170 full DiT
+    forwards (the paper counts about 180: its code runs the empty-prompt reference through CFG, two passes)."""
+    config, grid = RELEASED_DITS[size], token_grid(81, 480, 832)
+    full = forward_flops(config, grid, Depth.full(config))
+    flowmotion = run_cost(RECIPES["flowmotion"], config, grid)
+    assert (flowmotion.steps, flowmotion.guided, flowmotion.gradients, flowmotion.reference_passes) == (50, 10, 30, 10)
+    assert flowmotion.phases == {"denoising (CFG)": 100 * full, "reference features": 10 * full,
+                                 "guidance forward": 60 * full, "guidance backward": 0, "AMF ops": 0}
+    assert flowmotion.total == 170 * full
+    recipe = RECIPES["flowmotion"]
+
+    def variant(**changes):
+        return run_cost(dataclasses.replace(recipe, strategy=recipe.strategy.override(**changes)), config, grid)
+
+    assert variant(scheduler="interval").phases["guidance forward"] == 20 * full  # one velocity a guided step
+    assert variant(reference="once").phases["reference features"] == 0  # the clean latent predicts itself
+    hybrid, fastvmt = run_cost(RECIPES["fastvmt_flowmotion"], config, grid), run_cost(RECIPES["fastvmt"], config, grid)
+    assert hybrid.phases["guidance backward"] == fastvmt.phases["guidance backward"]
+    assert hybrid.phases["AMF ops"] == fastvmt.phases["AMF ops"]
+    assert hybrid.phases["guidance forward"] - fastvmt.phases["guidance forward"] == 2 * hybrid.gradients * full
+    assert hybrid.phases["reference features"] - fastvmt.phases["reference features"] == 10 * full
 
 
 def test_windowed_recipe_reads_the_extractor_window_and_tile():

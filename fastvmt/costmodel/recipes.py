@@ -2,10 +2,11 @@
 
 A :class:`GuidanceRecipe` is a :class:`~fastvmt.strategies.spec.Strategy`, whose components are built from the
 registry as a pipeline builds them (the scheduler says which steps are guided and which inner iterations compute
-a gradient, the extractor what AMF is computed), plus the one thing a strategy does not say: how far its guidance
-and reference forwards run. This package stops at the captured block's q/k (``"early_exit"``); the official
-FastVMT code runs ``RELEASE_GUIDANCE_BLOCKS`` full blocks (``"blocks:N"``); DiTFlow's own code runs the whole DiT
-(``"full"``). ``RECIPES`` are the presets costed those ways.
+a gradient, the extractor what it reads of the DiT and what AMF it computes), plus the one thing a strategy does
+not say: how far its attention forwards run. This package stops at the captured block's q/k (``"early_exit"``);
+the official FastVMT code runs ``RELEASE_GUIDANCE_BLOCKS`` full blocks (``"blocks:N"``); DiTFlow's own code runs
+the whole DiT (``"full"``). An extractor that reads latent predictions (FlowMotion) costs whole-DiT velocity
+forwards and no backward. ``RECIPES`` are the presets costed those ways.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ from functools import cached_property
 
 from fastvmt.backbones.architecture import DiTConfig
 from fastvmt.costmodel.wan import Depth
+from fastvmt.generation.readings import velocity_passes
+from fastvmt.interfaces import ATTENTION, PREDICTION, MotionExtractor
 from fastvmt.strategies.components import Components, build_components
-from fastvmt.strategies.presets import DITFLOW, FASTVMT
+from fastvmt.strategies.extractors import WindowedAMFPredictionExtractor
+from fastvmt.strategies.presets import DITFLOW, FASTVMT, FASTVMT_FLOWMOTION, FLOWMOTION
 from fastvmt.strategies.schedulers import computed_iterations
 from fastvmt.strategies.spec import Strategy
 
@@ -28,7 +32,7 @@ RELEASE_GUIDANCE_BLOCKS = 20
 
 @dataclass(frozen=True)
 class GuidanceRecipe:
-    """A guided strategy and how far its guidance forward runs (``"early_exit"``, ``"full"`` or ``"blocks:N"``).
+    """A guided strategy and how far its attention forwards run (``"early_exit"``, ``"full"`` or ``"blocks:N"``).
 
     The backward always starts from the captured block's q/k. ``note`` says whose code runs the recipe.
     """
@@ -57,16 +61,37 @@ class GuidanceRecipe:
         scheduler = self.components.scheduler
         return len(computed_iterations(scheduler, step, num_steps, self.strategy.inner_iterations))
 
+    @property
+    def reads(self) -> frozenset[str]:
+        """What the extractor reads of the DiT: attention features, latent predictions or both."""
+        return self.components.extractor.reads
+
+    @property
+    def amf_extractor(self) -> MotionExtractor | None:
+        """The extractor whose AMF a run computes (the AMF part of a combined one); ``None`` if it reads no
+        attention."""
+        extractor = self.components.extractor
+        if ATTENTION not in extractor.reads:
+            return None
+        return extractor.amf if isinstance(extractor, WindowedAMFPredictionExtractor) else extractor
+
     def reference_passes(self, guided: int) -> int:
-        """Reference feature extractions for ``guided`` guided steps: one each, or one in all (``"once"``)."""
-        if self.strategy.reference == "per_step":
-            return guided
-        return min(guided, 1)
+        """Reference readings for ``guided`` guided steps: one each, or one in all (``"once"``)."""
+        if self.strategy.reference == "once":
+            return min(guided, 1)
+        return guided
+
+    def reference_velocities(self, guided: int) -> int:
+        """Reference velocity forwards (empty prompt, no CFG): one a reading of a latent prediction, none for
+        ``"once"`` (the clean latent is its own prediction)."""
+        if PREDICTION not in self.reads or self.strategy.reference == "once":
+            return 0
+        return self.reference_passes(guided)
 
     @property
     def velocity_passes(self) -> int:
-        """DiT passes per denoising velocity: two with classifier-free guidance (``cfg_scale != 1``)."""
-        return 1 if self.strategy.cfg_scale == 1.0 else 2
+        """DiT passes per denoising (and guidance) velocity: two with classifier-free guidance."""
+        return velocity_passes(self.strategy.cfg_scale)
 
     def _forward_blocks(self) -> int | None:
         """``N`` of ``"blocks:N"``, ``None`` for the other forms; ``ValueError`` for anything else."""
@@ -89,17 +114,21 @@ class GuidanceRecipe:
 
     @property
     def summary(self) -> str:
-        """One line: the components, iterations, reference mode and guidance forward."""
+        """One line: the components, iterations, reference mode and guidance forwards."""
         strategy, blocks = self.strategy, self._forward_blocks()
-        if blocks is not None:
-            forward = f"guidance forward through {blocks} blocks"
-        elif self.guidance_forward == "full":
-            forward = "guidance forward through the whole DiT"
-        else:
-            forward = f"early exit at block {strategy.block}'s q/k"
+        forwards = []
+        if ATTENTION in self.reads:
+            if blocks is not None:
+                forwards.append(f"guidance forward through {blocks} blocks")
+            elif self.guidance_forward == "full":
+                forwards.append("guidance forward through the whole DiT")
+            else:
+                forwards.append(f"early exit at block {strategy.block}'s q/k")
+        if PREDICTION in self.reads:
+            forwards.append("velocity forwards without backward")
         text = (
             f"{strategy.extractor}, {strategy.inner_iterations} iterations with {strategy.scheduler}, "
-            f"reference {strategy.reference}, {forward}"
+            f"reference {strategy.reference}, {' + '.join(forwards)}"
         )
         return f"{text} ({self.note})" if self.note else text
 
@@ -113,5 +142,7 @@ RECIPES = {
             "fastvmt-release", FASTVMT, guidance_forward=f"blocks:{RELEASE_GUIDANCE_BLOCKS}", note="the official code"
         ),
         GuidanceRecipe("fastvmt", FASTVMT),
+        GuidanceRecipe("flowmotion", FLOWMOTION),
+        GuidanceRecipe("fastvmt_flowmotion", FASTVMT_FLOWMOTION),
     )
 }

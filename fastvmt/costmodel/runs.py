@@ -1,10 +1,12 @@
 """FLOPs of a whole guided generation, split by phase, for a :class:`~fastvmt.costmodel.recipes.GuidanceRecipe`.
 
 A run samples ``steps_run`` flow-matching steps (two full DiT passes a step with classifier-free guidance); the
-steps its scheduler guides get reference features (per guided step, or once), then ``J`` inner iterations of
-which those the scheduler picks compute a gradient (a guidance forward to the features, the AMF of the generated
-video, and the backward to the latents). VAE, text encoder and optimiser updates are not counted: they are the
-same for every strategy and small next to the DiT.
+steps its scheduler guides get reference readings (per guided step, or once), then ``J`` inner iterations of
+which those the scheduler picks read the DiT afresh and compute a gradient. Reading attention features costs a
+guidance forward to the features, the AMF of the generated video and the backward to the latents; reading a latent
+prediction (FlowMotion) costs a whole-DiT velocity forward (two passes with CFG; one for the reference, none for a
+clean reference) and no backward, its loss on the latents being negligible. VAE, text encoder and optimiser
+updates are not counted: they are the same for every strategy and small next to the DiT.
 
 Steps actually run for a denoising strength ``s``: diffsynth's ``FlowMatchScheduler`` (template ``Wan``)
 spreads all ``num_steps`` steps over the sigma range ``[s, 0]`` (``sigmas = linspace(s, 0, steps + 1)[:-1]``),
@@ -18,9 +20,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from fastvmt.backbones.architecture import DiTConfig
-from fastvmt.costmodel.amf import amf_flops
+from fastvmt.costmodel.amf import AMFFlops, amf_flops
 from fastvmt.costmodel.recipes import GuidanceRecipe
 from fastvmt.costmodel.wan import Depth, backward_flops, forward_flops
+from fastvmt.interfaces import PREDICTION
 
 __all__ = ["PHASES", "RunCost", "Sampling", "run_cost", "steps_run"]
 
@@ -79,13 +82,20 @@ def run_cost(
     guided_steps = recipe.guided_steps(steps)
     gradients = sum(recipe.gradients(k, steps) for k in guided_steps)
     reference_passes = recipe.reference_passes(len(guided_steps))
-    depth = recipe.forward_depth(config)
-    amf = amf_flops(recipe.components.extractor, config, grid)
+    velocity = forward_flops(config, grid, Depth.full(config))
+    attention = recipe.amf_extractor is not None
+    if attention:
+        features = forward_flops(config, grid, recipe.forward_depth(config))
+        backward = backward_flops(config, grid, Depth.until_qk(recipe.strategy.block))
+        amf = amf_flops(recipe.amf_extractor, config, grid)
+    else:
+        features, backward, amf = 0, 0, AMFFlops(0, 0, 0)
+    guidance_velocity = recipe.velocity_passes * velocity if PREDICTION in recipe.reads else 0
     phases = {
-        PHASES[0]: steps * recipe.velocity_passes * forward_flops(config, grid, Depth.full(config)),
-        PHASES[1]: reference_passes * forward_flops(config, grid, depth),
-        PHASES[2]: gradients * forward_flops(config, grid, depth),
-        PHASES[3]: gradients * backward_flops(config, grid, Depth.until_qk(recipe.strategy.block)),
+        PHASES[0]: steps * recipe.velocity_passes * velocity,
+        PHASES[1]: reference_passes * features + recipe.reference_velocities(len(guided_steps)) * velocity,
+        PHASES[2]: gradients * (features + guidance_velocity),
+        PHASES[3]: gradients * backward,
         PHASES[4]: reference_passes * amf.reference + gradients * (amf.forward + amf.backward),
     }
     return RunCost(recipe.name, grid, steps, len(guided_steps), gradients, reference_passes, phases)
