@@ -1,2 +1,3 @@
 """The generation loop: guided flow-matching sampling (``pipeline``), one guided step's optimisation
-(``guidance``), the sampler (``sampling``) and what a run reports (``report``)."""
+(``guidance``), what extractors read of the backbone (``readings``), the sampler (``sampling``) and what a run
+reports (``report``)."""
