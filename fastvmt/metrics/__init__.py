@@ -1,5 +1,7 @@
-"""Evaluation metrics of motion transfer: tracklet motion fidelity (trackers are plugins) and CLIP scores."""
+"""Evaluation metrics of motion transfer: tracklet motion fidelity (trackers are plugins), CLIP scores and the
+end-point error between two attention motion flows."""
 
+from fastvmt.metrics.amf_error import amf_end_point_error
 from fastvmt.metrics.clip_scores import ClipScorer
 from fastvmt.metrics.motion_fidelity import (
     MotionFidelity,
@@ -17,6 +19,7 @@ __all__ = [
     "MotionFidelity",
     "Tracker",
     "Tracks",
+    "amf_end_point_error",
     "as_uint8_video",
     "best_match_scores",
     "evaluate_motion_fidelity",
