@@ -23,7 +23,7 @@ from fastvmt.backbones.architecture import DiTConfig
 from fastvmt.costmodel.amf import AMFFlops, amf_flops
 from fastvmt.costmodel.recipes import GuidanceRecipe
 from fastvmt.costmodel.wan import Depth, backward_flops, forward_flops
-from fastvmt.interfaces import PREDICTION
+from fastvmt.interfaces import PREDICTION, TokenGrid
 
 __all__ = ["PHASES", "RunCost", "Sampling", "run_cost", "steps_run"]
 
