@@ -17,6 +17,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from fastvmt.cli.errors import parse_overrides
+from fastvmt.strategies.spec import CFG_SCALE_RANGE
 from fastvmt.transfer_run import DTYPES, TransferSettings
 
 __all__ = ["ModelDir", "Progress", "with_run_options"]
@@ -58,7 +59,8 @@ _SHARED: dict[str, Any] = {
     "denoising_strength": Annotated[Optional[float], typer.Option(
         "--strength", help="Denoising strength in (0, 1]. (default: the strategy's)")],
     "cfg_scale": Annotated[Optional[float], typer.Option(
-        "--cfg", help="Classifier-free guidance scale. (default: the strategy's)")],
+        "--cfg", help=f"Classifier-free guidance scale, {CFG_SCALE_RANGE[0]:g} to {CFG_SCALE_RANGE[1]:g}. "
+                      "(default: the strategy's)")],
     "negative_prompt": Annotated[Optional[str], typer.Option(
         "--negative-prompt", help="Negative prompt. (default: Wan's)")],
     "dtype": Annotated[Optional[str], typer.Option(
