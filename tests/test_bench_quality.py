@@ -16,7 +16,7 @@ from fastvmt.cli import app
 from fastvmt.evaluation.quality import strategy_label
 from fastvmt.evaluation.quality_chart import COLORS
 from fastvmt.io import read_video
-from fastvmt.strategies.presets import DITFLOW, FASTVMT
+from fastvmt.strategies.presets import DITFLOW, FASTVMT, PRESETS
 from fastvmt.strategies.spec import Component
 from tests.support.batch_inputs import clips, write_manifest  # noqa: F401  (fixture)
 from tests.support.tiny_clip import tiny_clip  # noqa: F401  (fixture)
@@ -74,7 +74,8 @@ def test_quality_tables_have_one_row_per_strategy_with_every_metric(tmp_path, ru
     assert float(ball["seconds"]) == pytest.approx(sum(v for k, v in sidecar["seconds"].items() if k != "motion_check"))
 
     report = (tmp_path / "quality.md").read_text(encoding="utf-8")
-    assert "| strategy | jobs | text similarity ↑ | motion fidelity ↑ | temporal consistency ↑ | time (s) ↓" in report
+    table1 = "| strategy | jobs | text similarity ↑ | motion fidelity ↑ | temporal consistency ↑ | time (s) ↓"
+    assert table1 in report
     assert report.count("\n| fastvmt | 2 |") == 1 and report.count("\n| no_transfer | 1 |") == 1
     assert "| fastvmt | 2 |" in result.output  # the table is printed too
     chart = iio.imread(tmp_path / "quality.png")
@@ -150,7 +151,7 @@ def test_the_davis_manifest_runs_every_clip_prompt_and_strategy(tmp_path):
     assert "--frames 21" in result.output and "first 21" in result.output
     jobs = read_manifest(out)
     assert len(jobs) == 2 * 3 * 2 and len({job.id for job in jobs}) == 12
-    assert jobs[0].id == "bear-1-fastvmt" and jobs[1].id == "bear-1-no_transfer" and jobs[-1].id.startswith("car-turn-3")
+    assert [jobs[0].id, jobs[1].id, jobs[-1].id] == ["bear-1-fastvmt", "bear-1-no_transfer", "car-turn-3-no_transfer"]
     assert {job.prompt for job in jobs if job.id.startswith("bear-")} == {"bear as a fox", "bear as a car",
                                                                           "bear in snow"}
     assert jobs[0].reference == str(davis / "JPEGImages" / "480p" / "bear")
@@ -159,7 +160,7 @@ def test_the_davis_manifest_runs_every_clip_prompt_and_strategy(tmp_path):
     again = invoke("bench", "manifest", davis, captions, "--out", out, "--frames", "25")
     assert "already exist" in one_error_line(again)
     assert invoke("bench", "manifest", davis, captions, "--out", out, "--frames", "25", "--overwrite").exit_code == 0
-    assert len(read_manifest(out)) == 2 * 3 * 3  # the three presets by default
+    assert len(read_manifest(out)) == 2 * 3 * len(PRESETS)  # the built-in presets by default
 
 
 def test_the_davis_manifest_refuses_what_the_protocol_cannot_run(tmp_path):
@@ -172,7 +173,8 @@ def test_the_davis_manifest_refuses_what_the_protocol_cannot_run(tmp_path):
                                            "--frames", "23"))
     (tmp_path / "two.json").write_text(json.dumps({"bear": ["one", "two"]}))
     assert "3 non-empty prompts" in one_error_line(invoke("bench", "manifest", davis, tmp_path / "two.json",
-                                                          "--out", out))
+                                                          "--out", out, "--frames", "21"))
     assert "JPEGImages/480p/<clip>" in one_error_line(invoke("bench", "manifest", tmp_path, tmp_path / "c.json",
-                                                             "--out", out))
+                                                             "--out", out, "--frames", "21"))
+    assert "--frames" in one_error_line(invoke("bench", "manifest", davis, tmp_path / "c.json", "--out", out))
     assert not list(tmp_path.glob("*.jsonl")) and not list(tmp_path.glob(".*"))

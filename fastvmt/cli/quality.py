@@ -11,8 +11,6 @@ import typer
 from fastvmt.cli.errors import check_choice, parse_overrides, user_errors
 from fastvmt.cli.evaluate import bench_app
 
-PRESETS = ["fastvmt", "ditflow", "no_transfer"]
-
 
 @bench_app.command("quality")
 @user_errors
@@ -63,11 +61,12 @@ def quality(
 @user_errors
 def manifest(
     davis_dir: Annotated[Path, typer.Argument(help="Local DAVIS folder (JPEGImages/480p/<clip>/*.jpg).")],
-    captions: Annotated[Path, typer.Argument(help="JSON object: each clip's three prompts, {\"clip\": [p1, p2, p3]}.")],
+    captions: Annotated[Path, typer.Argument(help="JSON object mapping each clip to its list of three prompts.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="The manifest to write (JSON Lines).")],
-    frames: Annotated[int, typer.Option(help="Frames of each clip: 24 (DiTFlow; the batch runs 21) or 4k+1.")] = 81,
-    strategy: Annotated[list[str], typer.Option(
-        "--strategy", help="Strategy to run each (clip, prompt) with; repeatable.")] = PRESETS,
+    frames: Annotated[int, typer.Option(help="Frames of each clip: 24 (DiTFlow; the batch runs 21) or 4k+1.")],
+    strategy: Annotated[Optional[list[str]], typer.Option(
+        "--strategy", help="Strategy to run each (clip, prompt) with; repeatable. (default: the built-in presets)")
+    ] = None,
     resolution: Annotated[str, typer.Option(help="DAVIS resolution folder under JPEGImages.")] = "480p",
     overwrite: Annotated[bool, typer.Option(help="Replace an existing manifest.")] = False,
 ) -> None:
@@ -75,11 +74,14 @@ def manifest(
     from fastvmt.evaluation.davis import PROMPTS_PER_CLIP, davis_manifest, write_manifest
     from fastvmt.outputs import refuse_inputs
 
+    from fastvmt.strategies.presets import PRESETS
+
+    names = strategy or [preset.name for preset in PRESETS]
     refuse_inputs([out], [("captions file", captions)])
-    result = davis_manifest(davis_dir, captions, frames=frames, strategies=strategy, resolution=resolution)
+    result = davis_manifest(davis_dir, captions, frames=frames, strategies=names, resolution=resolution)
     write_manifest(out, result, overwrite=overwrite)
     typer.echo(f"wrote {out}: {len(result.lines)} jobs ({result.clips} clips x {PROMPTS_PER_CLIP} prompts x "
-               f"{len(strategy)} strateg{'y' if len(strategy) == 1 else 'ies'})")
+               f"{len(names)} strateg{'y' if len(names) == 1 else 'ies'})")
     if result.run_frames != result.frames:
         typer.echo(f"note: Wan runs 4k+1 frames: the batch takes the first {result.run_frames} of each clip's "
                    f"{result.frames}", err=True)
