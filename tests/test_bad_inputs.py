@@ -35,6 +35,11 @@ def inputs(tmp_path_factory):
         Image.fromarray(frame).save(images / f"{index:02d}.png")
     data = (images / "04.png").read_bytes()
     (images / "04.png").write_bytes(data[: len(data) // 2])  # truncated: PIL fails while decoding it
+    damaged = bytearray((root / "clip.mp4").read_bytes())
+    for index in range(len(damaged) // 3, len(damaged) - 200, 7):
+        damaged[index] = (damaged[index] * 31 + 7) % 256
+    (root / "damaged.mp4").write_bytes(bytes(damaged))
+    (root / "text.mp4").write_text("not a video")
     sidecar = {"config": {"reference": str(root / "clip.mp4"), "prompt": "a ball", "model_dir": str(model),
                           "num_frames": "nine", "height": 48, "width": 64}, "seed": 1}
     (root / "typed.json").write_text(json.dumps(sidecar))
@@ -127,6 +132,8 @@ ROWS = {
     "tracker option": (evaluate("--tracker-option", "nosuch=1"), "invalid options for tracker 'lk'"),
     "tracker option type": (evaluate("--tracker-option", "window=abc"), "window"),
     "tracker": (evaluate("--tracker", "nosuch"), "unknown tracker 'nosuch'"),
+    "eval damaged video": (["eval", "{root}/damaged.mp4", "{root}/clip.mp4"], "cannot read '{root}/damaged.mp4'"),
+    "eval not a video": (["eval", "{root}/clip.mp4", "{root}/text.mp4"], "'{root}/text.mp4' as a video: "),
     "backend": (transfer("--backend", "nosuch"), "unknown backend 'nosuch'"),
     "device": (transfer("--device", "gpu"), "unknown device 'gpu'"),
     "device index": (transfer("--device", "cuda:99"), "device 'cuda:99'"),
@@ -161,7 +168,8 @@ def test_bad_input_is_one_error_line_exit_2_and_writes_nothing(row, inputs, tmp_
     assert result.exit_code == 2, (row, result.output, result.exception)
     assert "Traceback" not in result.output, result.output
     errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and message in errors[0], (row, result.output)
+    assert len(errors) == 1 and message.format(root=inputs) in errors[0], (row, result.output)
+    assert not any(banner in result.output for banner in ("ffmpeg version", "built with", "configuration:")), row
     assert list(out.iterdir()) == [], row
 
 
