@@ -43,10 +43,9 @@ def _panel(draw: ImageDraw.ImageDraw, origin: tuple[int, int], metric: Metric,
         return
     low, high = min(0.0, *present), max(0.0, *present)
     span = (high - low) or 1.0
-    if low < 0:  # room for the value labels
+    high += 0.15 * span  # room for the labels above the bars (and "n/a" above the zero line)
+    if low < 0:
         low -= 0.15 * span
-    if high > 0 or low == 0:
-        high += 0.15 * span
 
     def y(value: float) -> float:
         return plot_bottom - (value - low) / (high - low) * (plot_bottom - plot_top)
@@ -56,7 +55,7 @@ def _panel(draw: ImageDraw.ImageDraw, origin: tuple[int, int], metric: Metric,
         x0 = plot_left + index * slot + 0.15 * slot
         x1 = plot_left + (index + 1) * slot - 0.15 * slot
         if value is None:
-            draw.text(((x0 + x1) / 2, y(0.0) - 4), "–", fill=(120, 120, 120), font=font, anchor="mb")
+            draw.text(((x0 + x1) / 2, y(0.0) - 4), "n/a", fill=(120, 120, 120), font=_font(12), anchor="mb")
             continue
         draw.rectangle((x0, min(y(value), y(0.0)), x1, max(y(value), y(0.0))), fill=COLORS[index % len(COLORS)])
         label_y, anchor = (y(value) - 2, "mb") if value >= 0 else (y(value) + 2, "mt")
