@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fastvmt.transfer_run import TransferSettings
+from fastvmt.values import check_int
 
 __all__ = ["BatchSettings"]
 
@@ -20,8 +21,10 @@ class BatchSettings(TransferSettings):
     threads: int | None = None
 
     def check(self) -> BatchSettings:
-        """Fail on a bad option before any work; returns self."""
-        super().check()
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"threads must be at least 1, got {self.threads}")
-        return self
+        """Fail on a bad option before any work; returns the settings checked (numbers in normal form)."""
+        checked = super().check()
+        if not isinstance(checked.metrics, bool):
+            raise ValueError(f"metrics must be true or false, got {checked.metrics!r}")
+        if checked.threads is not None:
+            check_int("threads", checked.threads, low=1)
+        return checked
