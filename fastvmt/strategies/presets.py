@@ -60,7 +60,8 @@ FASTVMT = Strategy(
 DITFLOW = FASTVMT.override(
     name="ditflow",
     extractor=Component(
-        "dense_amf", {"heads": "mean_logits", "sf": DEFAULT_SPAN, "tau": 2.0, "pairs": "all", "reference_mode": "argmax"}
+        "dense_amf",
+        {"heads": "mean_logits", "sf": DEFAULT_SPAN, "tau": 2.0, "pairs": "all", "reference_mode": "argmax"},
     ),
     loss=Component("masked_mse"),
     scheduler=Component("every", {"guided_fraction": GUIDED_FRACTION}),

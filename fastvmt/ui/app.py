@@ -196,7 +196,9 @@ def build_app(runner: UIRunner, *, host: str, port: int) -> gr.Blocks:
                     output = gr.Video(label="Output", interactive=False, buttons=["download"])
                     shown_reference = gr.Video(label="Reference as the model saw it", interactive=False)
                 side_by_side = gr.Video(label="Side by side", interactive=False)
-                flow = gr.Image(label="Motion: the attention motion flow (AMF) of reference and output", interactive=False)
+                flow = gr.Image(
+                    label="Motion: the attention motion flow (AMF) of reference and output", interactive=False
+                )
                 summary = gr.Markdown("")
                 downloads = gr.File(label="Downloads: the MP4 and its JSON sidecar", file_count="multiple",
                                     interactive=False)
