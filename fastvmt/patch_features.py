@@ -13,7 +13,6 @@ The weight-free backbone (:mod:`fastvmt.backbones.patch`) computes the same desc
 from __future__ import annotations
 
 import numpy as np
-import torch
 import torch.nn.functional as F
 from jaxtyping import Float, UInt8
 from torch import Tensor
