@@ -20,7 +20,7 @@ from fastvmt.cli.errors import parse_overrides
 from fastvmt.strategies.spec import CFG_SCALE_RANGE
 from fastvmt.transfer_run import DTYPES, TransferSettings
 
-__all__ = ["ModelDir", "Progress", "with_run_options"]
+__all__ = ["Device", "Dtype", "ModelDir", "Progress", "with_run_options"]
 
 _DEFAULTS = {f.name: f.default for f in fields(TransferSettings)}
 
@@ -35,6 +35,10 @@ ModelDir = Annotated[Optional[Path], typer.Option("--model-dir", help="Local Wan
 #: Each command sets its own default (a batch shows no bar unless asked).
 Progress = Annotated[bool, typer.Option(
     "--progress/--no-progress", help="Show the denoising steps' progress bar (a batch's: local executor only).")]
+
+#: The model's dtype and device, which ``fastvmt ui`` takes too.
+Dtype = Annotated[Optional[str], typer.Option("--dtype", help=f"Model dtype: {', '.join(DTYPES)}. {_shown('dtype')}")]
+Device = Annotated[Optional[str], typer.Option("--device", help="Torch device. (default: cuda if available, else cpu)")]
 
 #: The options every run command takes, by the settings field each sets.
 _SHARED: dict[str, Any] = {
@@ -63,10 +67,8 @@ _SHARED: dict[str, Any] = {
                       "(default: the strategy's)")],
     "negative_prompt": Annotated[Optional[str], typer.Option(
         "--negative-prompt", help="Negative prompt. (default: Wan's)")],
-    "dtype": Annotated[Optional[str], typer.Option(
-        "--dtype", help=f"Model dtype: {', '.join(DTYPES)}. {_shown('dtype')}")],
-    "device": Annotated[Optional[str], typer.Option(
-        "--device", help="Torch device. (default: cuda if available, else cpu)")],
+    "dtype": Dtype,
+    "device": Device,
     "offload": Annotated[Optional[bool], typer.Option(
         "--offload/--no-offload", help=f"Offload model weights to the CPU between uses (low-VRAM GPUs). "
                                        f"{_shown('offload')}")],

@@ -10,8 +10,7 @@ import typer
 
 from fastvmt.cli.app import app
 from fastvmt.cli.errors import user_errors
-from fastvmt.cli.options import ModelDir
-from fastvmt.transfer_run import DTYPES, TransferSettings
+from fastvmt.cli.options import Device, Dtype, ModelDir
 from fastvmt.ui.model import BACKBONES
 
 
@@ -37,10 +36,8 @@ def ui(
     host: Annotated[str, typer.Option(
         "--host", help="Address to listen on; the default lets only this computer in.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 7860,
-    dtype: Annotated[Optional[str], typer.Option(
-        "--dtype", help=f"Model dtype: {', '.join(DTYPES)}. (default: {TransferSettings.dtype})")] = None,
-    device: Annotated[Optional[str], typer.Option(
-        "--device", help="Torch device. (default: cuda if available, else cpu)")] = None,
+    dtype: Dtype = None,
+    device: Device = None,
     offload: Annotated[bool, typer.Option(
         "--offload/--no-offload", help="Offload model weights to the CPU between uses (low-VRAM GPUs).")] = False,
 ) -> None:
