@@ -98,8 +98,8 @@ class MotionField:
 
     ``displacement[n, s]`` is the (d_row, d_col) flow, in tokens, of query token ``s`` (raster order) of frame
     ``pairs[n, 0]`` towards frame ``pairs[n, 1]``. ``span`` is the temporal span sf of forward pairs
-    (``0 <= j - i < span``); with all ordered pairs it is the frame count. Windowed extractors also give the windows' top-left corners ``starts``
-    (n, tiles, 2) and the mean key of each window ``key_means`` (n, tiles, d).
+    (``0 <= j - i < span``); with all ordered pairs it is the frame count. Windowed extractors also give the
+    windows' top-left corners ``starts`` (n, tiles, 2) and the mean key of each window ``key_means`` (n, tiles, d).
     """
 
     displacement: Float[Tensor, "n s 2"]
