@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from fastvmt.geometry import check_frame_count, check_multiple
 from fastvmt.geometry import check_video_size as _check_video_size
@@ -23,6 +24,8 @@ __all__ = [
     "check_video_size",
 ]
 
+_T = TypeVar("_T")
+
 #: The shortest clip read_video fits to Wan's frame counts (4 * 1 + 1).
 MIN_FRAMES = 5
 #: How read_video brings a clip to its target frame count.
@@ -33,7 +36,7 @@ class VideoError(ValueError):
     """A video that cannot be used as asked: missing, unreadable, too short, or a bad size / frame count."""
 
 
-def _as_video_error(check: Callable[..., int], *args: object, **kwargs: object) -> int:
+def _as_video_error(check: Callable[..., _T], *args: object, **kwargs: object) -> _T:
     """``check(*args, **kwargs)`` with its ``ValueError`` raised as :class:`VideoError` (``TypeError`` as is)."""
     try:
         return check(*args, **kwargs)
@@ -53,10 +56,7 @@ def check_num_frames(num_frames: int) -> int:
 
 def check_video_size(num_frames: int, height: int, width: int) -> None:
     """:func:`fastvmt.geometry.check_video_size`'s bound on a video's frames and pixels, as :class:`VideoError`."""
-    try:
-        _check_video_size(num_frames, height, width)
-    except ValueError as error:
-        raise VideoError(str(error)) from None
+    _as_video_error(_check_video_size, num_frames, height, width)
 
 
 def check_frame_policy(frame_policy: str) -> str:
