@@ -38,6 +38,11 @@ _FOLD = POOLED * SPATIAL_FACTOR // PATCH
 LATENT_CHANNELS = 3 * _FOLD**2
 
 
+def _unfold(latents: Float[Tensor, "1 12 f h8 w8"]) -> Float[Tensor, "f 3 h4 w4"]:
+    """The pooled colours of ``latents``, the inverse of ``encode_video``'s channel fold."""
+    return F.pixel_shuffle(latents[0].transpose(0, 1), _FOLD)
+
+
 class PatchBackbone(Backbone):
     """The weight-free patch backbone (see the module docstring), on the CPU in float32.
 
@@ -70,7 +75,7 @@ class PatchBackbone(Backbone):
         return F.pixel_unshuffle(pooled, _FOLD).transpose(0, 1)[None]
 
     def decode(self, latents: Float[Tensor, "1 12 f h8 w8"]) -> Float[Tensor, "t 3 h w"]:
-        pooled = F.pixel_shuffle(latents[0].transpose(0, 1), _FOLD)  # (F, 3, H/4, W/4)
+        pooled = _unfold(latents)
         frames = F.interpolate(pooled, scale_factor=PATCH // POOLED, mode="nearest")
         # (3, F, H, W) -> (3, T, H, W): linear in time, latent frame i at video frame 4i.
         video = F.interpolate(frames.transpose(0, 1)[None], size=(TEMPORAL_FACTOR * (len(frames) - 1) + 1,
@@ -100,5 +105,5 @@ class PatchBackbone(Backbone):
         if not 0 <= block < self.num_blocks:
             raise ValueError(f"block must be in 0..{self.num_blocks - 1}, got {block}")
         self.feature_calls += 1
-        tokens = patch_descriptors(F.pixel_shuffle(latents[0].transpose(0, 1), _FOLD))
+        tokens = patch_descriptors(_unfold(latents))
         return AttentionFeatures(q=tokens[..., None, :], k=tokens[..., None, :])
