@@ -17,8 +17,8 @@ from fastvmt.costmodel import (
     backward_flops,
     forward_flops,
     run_cost,
-    steps_run,
 )
+from fastvmt.generation.sampling import steps_run
 from fastvmt.geometry import token_grid
 from fastvmt.interfaces import ATTENTION, MotionExtractor, TokenGrid
 from fastvmt.ops import frame_pairs
@@ -133,8 +133,8 @@ def test_strength_semantics_follow_diffsynth_scheduler():
 
     for strength in (1.0, 0.75, 0.3):
         sigmas, _ = FlowMatchScheduler.set_timesteps_wan(num_inference_steps=50, denoising_strength=strength, shift=7.0)
-        assert steps_run(Sampling(num_steps=50), strength) == len(sigmas)
-    assert steps_run(Sampling(num_steps=50, strength_semantics="truncate"), 0.75) == 37
+        assert steps_run(50, strength, "diffsynth") == len(sigmas)
+    assert steps_run(50, 0.75, "truncate") == 37
 
 
 def test_run_counts_follow_the_spec():
@@ -222,15 +222,16 @@ def test_recipes_read_their_values_from_the_registered_presets(name):
     recipe = RECIPES[name]
     assert recipe.strategy == plugins.get("strategy", recipe.strategy.name)
     config, grid = RELEASED_DITS["1.3B"], token_grid(33, 480, 832)
-    sampling = Sampling(num_steps=20, strength_semantics="truncate")
+    sampling = Sampling(num_steps=20)
 
     def cost(**changes):
-        changed = dataclasses.replace(recipe, strategy=recipe.strategy.override(**changes))
-        return run_cost(changed, config, grid, sampling)
+        strategy = recipe.strategy.override(**{"strength_semantics": "truncate", **changes})
+        return run_cost(dataclasses.replace(recipe, strategy=strategy), config, grid, sampling)
 
     base = cost()
     assert base.steps == int(20 * recipe.strategy.denoising_strength)
     assert cost(denoising_strength=0.5).steps == 10
+    assert cost(strength_semantics="diffsynth").steps == 20
     fraction = cost(**{"scheduler.guided_fraction": 0.5})
     assert fraction.guided == guided_step_count(0.5, base.steps) != base.guided
     every = cost(scheduler="every", inner_iterations=7)

@@ -48,3 +48,21 @@ def test_real_entry_point():
     assert len(json.loads(result.stdout)["rows"]) == len(RECIPES)
     help_text = subprocess.run([sys.executable, "-m", "fastvmt", "eval", "--help"], capture_output=True, text=True)
     assert help_text.returncode == 0 and "Motion fidelity" in help_text.stdout
+
+
+def test_bench_cost_strength_semantics_replaces_each_strategys_own():
+    runner = CliRunner()
+
+    def rows(*options):
+        result = runner.invoke(app, ["bench", "cost", "--backbone", "1.3B", "--frames", "81", "--json", *options])
+        assert result.exit_code == 0, result.output
+        return {row["strategy"]: row for row in json.loads(result.stdout)["rows"]}
+
+    own, truncated = rows(), rows("--strength-semantics", "truncate")
+    for name, recipe in RECIPES.items():
+        assert own[name]["strength_semantics"] == recipe.strategy.strength_semantics
+        assert truncated[name]["strength_semantics"] == "truncate"
+        assert truncated[name]["steps"] == int(50 * recipe.strategy.denoising_strength)
+        assert truncated[name]["total"] <= own[name]["total"]
+    bad = runner.invoke(app, ["bench", "cost", "--strength-semantics", "img2img"])
+    assert bad.exit_code == 2 and "strength_semantics must be one of 'diffsynth', 'truncate'" in bad.stderr

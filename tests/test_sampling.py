@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from fastvmt.generation.sampling import FlowMatchSchedule, add_noise
+from fastvmt.generation.sampling import FlowMatchSchedule, add_noise, steps_run
 
 
 @pytest.mark.parametrize(("steps", "shift", "strength"), [(50, 7.0, 0.75), (50, 5.0, 1.0), (7, 3.0, 0.3)])
@@ -30,3 +30,36 @@ def test_euler_steps_reach_the_clean_sample_for_the_exact_velocity():
 def test_bad_schedule_arguments_raise(steps, strength, shift):
     with pytest.raises(ValueError):
         FlowMatchSchedule.wan(steps, shift=shift, denoising_strength=strength)
+
+
+def _shifted(u: float, shift: float) -> float:
+    return shift * u / (1 + (shift - 1) * u)
+
+
+@pytest.mark.parametrize(("steps", "strength", "shift"),
+                         [(50, 0.75, 7.0), (50, 1.0, 7.0), (20, 0.5, 3.0), (7, 0.3, 5.0), (100, 0.29, 7.0)])
+def test_truncated_start_runs_a_suffix_of_the_full_schedule(steps, strength, shift):
+    full = FlowMatchSchedule.wan(steps, shift=shift)
+    truncated = FlowMatchSchedule.wan(steps, shift=shift, denoising_strength=strength, strength_semantics="truncate")
+    spread = FlowMatchSchedule.wan(steps, shift=shift, denoising_strength=strength)
+    count = steps_run(steps, strength, "truncate")
+    assert len(truncated) == count == round(steps * strength, 6) // 1
+    assert truncated.sigmas == full.sigmas[steps - count:]
+    # Starts at or below the strength's sigma (diffsynth's start), within float64 rounding; one more step would not.
+    assert truncated.sigmas[0] <= spread.sigmas[0] + 1e-12
+    assert count == steps or full.sigmas[steps - count - 1] > spread.sigmas[0]
+    assert len(spread) == steps_run(steps, strength, "diffsynth") == steps
+    assert spread.sigmas[0] == pytest.approx(_shifted(strength, shift), rel=1e-12)
+
+
+def test_truncated_start_at_full_strength_is_the_full_schedule():
+    for steps in (1, 10, 50):
+        assert FlowMatchSchedule.wan(steps, shift=7.0, strength_semantics="truncate") == FlowMatchSchedule.wan(
+            steps, shift=7.0)
+
+
+def test_truncating_to_no_step_raises_and_names_the_fix():
+    with pytest.raises(ValueError, match="use at least 4 steps"):
+        FlowMatchSchedule.wan(3, shift=7.0, denoising_strength=0.3, strength_semantics="truncate")
+    with pytest.raises(ValueError, match="strength_semantics must be one of"):
+        FlowMatchSchedule.wan(10, shift=7.0, strength_semantics="img2img")

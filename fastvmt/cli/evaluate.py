@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any, Optional, get_args
@@ -90,14 +91,16 @@ def cost(
     width: int = typer.Option(832, help="Video width, pixels."),
     strategy: list[str] = typer.Option([], help="Strategies to cost (default: all)."),
     steps: int = typer.Option(50, help="Sampling steps."),
-    strength_semantics: str = typer.Option(
-        "diffsynth", help="diffsynth: all steps run at any strength; truncate: int(steps * strength) run."
+    strength_semantics: Optional[str] = typer.Option(
+        None, help="Replaces every strategy's strength_semantics: diffsynth (all steps run at any strength) or "
+        "truncate (floor(steps * strength) run). Default: each strategy's own."
     ),
     tflops: float = typer.Option(790.0, help="Sustained TFLOP/s for the time floor (H100 bf16: 790)."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
     """FLOPs of a whole guided generation per strategy, by phase, with ratios and an H100 time floor."""
     from fastvmt.costmodel import PHASES, RECIPES, Sampling, run_cost
+    from fastvmt.strategies.spec import check_field
     from fastvmt.geometry import frame_count_at_least, token_grid
     from fastvmt.values import check_real
 
@@ -110,18 +113,24 @@ def cost(
     missing = [name for name in names if name not in RECIPES]
     if missing:
         raise ValueError(f"unknown strategy {missing[0]!r}; available: {', '.join(RECIPES)}")
-    sampling = Sampling(num_steps=steps, strength_semantics=strength_semantics)
+    sampling = Sampling(num_steps=steps)
+    recipes = {name: RECIPES[name] for name in names}
+    if strength_semantics is not None:
+        semantics = check_field("strength_semantics", strength_semantics)
+        recipes = {name: dataclasses.replace(recipe, strategy=recipe.strategy.override(strength_semantics=semantics))
+                   for name, recipe in recipes.items()}
     baseline = "ditflow" if "ditflow" in names else names[0]
     rows: list[dict[str, Any]] = []
     for size in backbone:
         for asked in frames:
             valid = frame_count_at_least(asked)
             grid = token_grid(valid, height, width)
-            costs = {name: run_cost(RECIPES[name], RELEASED_DITS[size], grid, sampling) for name in names}
+            costs = {name: run_cost(recipe, RELEASED_DITS[size], grid, sampling) for name, recipe in recipes.items()}
             for name, run in costs.items():
                 rows.append({
                     "backbone": size, "frames_asked": asked, "frames": valid, "height": height,
                     "width": width, "tokens": [grid.frames, grid.height, grid.width], "strategy": name,
+                    "strength_semantics": recipes[name].strategy.strength_semantics,
                     "steps": run.steps, "guided_steps": run.guided, "gradients": run.gradients,
                     "reference_passes": run.reference_passes, "phases": run.phases, "total": run.total,
                     "guidance": run.total - run.phases[PHASES[0]],
@@ -131,9 +140,9 @@ def cost(
                     "seconds_floor": run.seconds_at(tflops * 1e12),
                 })
     if as_json:
-        typer.echo(json.dumps({"tflops": tflops, "strength_semantics": strength_semantics, "rows": rows}))
+        typer.echo(json.dumps({"tflops": tflops, "rows": rows}))
         return
-    _print_cost_tables(rows, PHASES, baseline, tflops, strength_semantics)
+    _print_cost_tables(rows, PHASES, baseline, tflops, recipes)
 
 
 def _pflop(flops: int | float) -> str:
@@ -143,15 +152,16 @@ def _pflop(flops: int | float) -> str:
 
 
 def _print_cost_tables(rows: list[dict[str, Any]], phases: tuple[str, ...], baseline: str, tflops: float,
-                       strength_semantics: str) -> None:
+                       recipes: dict[str, Any]) -> None:
     from fastvmt.cli.listings import echo_table
-    from fastvmt.costmodel import RECIPES
 
-    typer.echo(f"PFLOP per whole generation (1 PFLOP = 1e15); time floor at {tflops:g} TFLOP/s; denoising strength "
-               f"semantics: {strength_semantics}. Matmul FLOPs (FlopCounterMode convention); VAE and text encoder "
-               "excluded. 'guidance' = total - denoising; 'guidance vs' compares it alone.")
-    for name in dict.fromkeys(row["strategy"] for row in rows):
-        typer.echo(f"  {name}: {RECIPES[name].summary}")
+    typer.echo(f"PFLOP per whole generation (1 PFLOP = 1e15); time floor at {tflops:g} TFLOP/s. Matmul FLOPs "
+               "(FlopCounterMode convention); VAE and text encoder excluded. 'guidance' = total - denoising; "
+               "'guidance vs' compares it alone; 'steps' = steps run/guided.")
+    for name, recipe in recipes.items():
+        strategy = recipe.strategy
+        typer.echo(f"  {name}: strength {strategy.denoising_strength:g} ({strategy.strength_semantics}), "
+                   f"{recipe.summary}")
     for key in dict.fromkeys((row["backbone"], row["frames_asked"]) for row in rows):
         group = [row for row in rows if (row["backbone"], row["frames_asked"]) == key]
         first = group[0]

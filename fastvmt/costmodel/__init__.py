@@ -6,7 +6,7 @@
 
 from fastvmt.costmodel.amf import AMFFlops, amf_flops
 from fastvmt.costmodel.recipes import RECIPES, RELEASE_GUIDANCE_BLOCKS, GuidanceRecipe
-from fastvmt.costmodel.runs import PHASES, RunCost, Sampling, run_cost, steps_run
+from fastvmt.costmodel.runs import PHASES, RunCost, Sampling, run_cost
 from fastvmt.costmodel.wan import Depth, backward_flops, forward_flops
 
 __all__ = [
@@ -22,5 +22,4 @@ __all__ = [
     "backward_flops",
     "forward_flops",
     "run_cost",
-    "steps_run",
 ]

@@ -8,24 +8,23 @@ prediction (FlowMotion) costs a whole-DiT velocity forward (two passes with CFG;
 clean reference) and no backward, its loss on the latents being negligible. VAE, text encoder and optimiser
 updates are not counted: they are the same for every strategy and small next to the DiT.
 
-Steps actually run for a denoising strength ``s``: diffsynth's ``FlowMatchScheduler`` (template ``Wan``)
-spreads all ``num_steps`` steps over the sigma range ``[s, 0]`` (``sigmas = linspace(s, 0, steps + 1)[:-1]``),
-so it runs ``num_steps`` steps for any ``s``: that is the default, ``strength_semantics="diffsynth"``.
-``"truncate"`` is diffusers' img2img convention, which runs only the last ``int(num_steps * s)`` steps.
+Steps that run: those of the recipe's strategy at ``Sampling.num_steps`` (its ``denoising_strength`` and
+``strength_semantics``, :func:`fastvmt.generation.sampling.steps_run`): all of them with diffsynth's semantics,
+about ``strength * num_steps`` truncated.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
 from fastvmt.backbones.architecture import DiTConfig
 from fastvmt.costmodel.amf import AMFFlops, amf_flops
 from fastvmt.costmodel.recipes import GuidanceRecipe
 from fastvmt.costmodel.wan import Depth, backward_flops, forward_flops
+from fastvmt.generation.sampling import check_num_steps, steps_run
 from fastvmt.interfaces import PREDICTION, TokenGrid
 
-__all__ = ["PHASES", "RunCost", "Sampling", "run_cost", "steps_run"]
+__all__ = ["PHASES", "RunCost", "Sampling", "run_cost"]
 
 #: The phases a run's FLOPs are split into, in report order.
 PHASES = ("denoising (CFG)", "reference features", "guidance forward", "guidance backward", "AMF ops")
@@ -36,21 +35,9 @@ class Sampling:
     """The sampler settings a strategy does not hold (docs/algorithm.md#guided-sampling)."""
 
     num_steps: int = 50
-    strength_semantics: Literal["diffsynth", "truncate"] = "diffsynth"
 
     def __post_init__(self) -> None:
-        from fastvmt.generation.sampling import check_num_steps
-
         check_num_steps(self.num_steps)
-        if self.strength_semantics not in ("diffsynth", "truncate"):
-            raise ValueError(f"strength_semantics must be 'diffsynth' or 'truncate', got {self.strength_semantics!r}")
-
-
-def steps_run(sampling: Sampling, strength: float) -> int:
-    """Denoising steps a run executes at ``strength`` (see the module docstring)."""
-    if sampling.strength_semantics == "diffsynth":
-        return sampling.num_steps
-    return max(1, int(sampling.num_steps * strength))
 
 
 @dataclass(frozen=True)
@@ -78,7 +65,8 @@ def run_cost(
     recipe: GuidanceRecipe, config: DiTConfig, grid: TokenGrid, sampling: Sampling = Sampling()
 ) -> RunCost:
     """FLOPs of one guided generation of ``grid`` with ``recipe`` on the DiT ``config``, by phase."""
-    steps = steps_run(sampling, recipe.strategy.denoising_strength)
+    strategy = recipe.strategy
+    steps = steps_run(sampling.num_steps, strategy.denoising_strength, strategy.strength_semantics)
     guided_steps = recipe.guided_steps(steps)
     gradients = sum(recipe.gradients(k, steps) for k in guided_steps)
     reference_passes = recipe.reference_passes(len(guided_steps))

@@ -140,7 +140,8 @@ class MotionTransferPipeline:
             reference_video: ``(T, H, W, 3)`` uint8 frames; T = 4k+1, H and W multiples of 16.
             prompt: what the generated video shows; ``negative_prompt`` steers classifier-free guidance away.
             num_frames, height, width: optional expectations checked against the reference video.
-            num_inference_steps: denoising steps; the strategy's scheduler guides the first of them.
+            num_inference_steps: denoising steps; the strategy's scheduler guides the first of those that run (all,
+                or about ``strength * num_inference_steps`` with the strategy's ``strength_semantics="truncate"``).
             denoising_strength, cfg_scale: override the strategy's values.
             seed: seeds the start noise and the reference's noise (CPU generator: same result on any device).
             latents: start from these latents instead of the noised reference (shape of the latent video).
@@ -151,7 +152,8 @@ class MotionTransferPipeline:
         video = frames_to_tensor(reference_video)
         geometry = self._check_inputs(video, prompt, num_frames, height, width)
         strength = strategy.denoising_strength if denoising_strength is None else denoising_strength
-        schedule = FlowMatchSchedule.wan(num_inference_steps, shift=strategy.shift, denoising_strength=strength)
+        schedule = FlowMatchSchedule.wan(num_inference_steps, shift=strategy.shift, denoising_strength=strength,
+                                         strength_semantics=strategy.strength_semantics)
         if latents is not None and tuple(latents.shape) != geometry.latent_shape:
             raise ValueError(f"latents must have shape {geometry.latent_shape}, got {tuple(latents.shape)}")
         cfg = strategy.cfg_scale if cfg_scale is None else check_field("cfg_scale", cfg_scale)

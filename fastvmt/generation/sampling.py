@@ -1,11 +1,14 @@
 """Wan's flow-matching sampler: the sigma schedule, the start point and the Euler step.
 
 Follows diffsynth's ``FlowMatchScheduler`` Wan template: ``num_steps`` sigmas from ``denoising_strength`` down
-to 0 (exclusive), shifted by ``shift * s / (1 + (shift - 1) * s)``; timestep = sigma * 1000.
+to 0 (exclusive), shifted by ``shift * s / (1 + (shift - 1) * s)``; timestep = sigma * 1000. With
+``strength_semantics="truncate"`` the schedule is instead the tail of the full (strength 1) schedule whose unshifted
+sigmas are at most the strength (:func:`steps_run`).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -15,7 +18,7 @@ from torch import Tensor
 from fastvmt.strategies.spec import check_field
 from fastvmt.values import check_int
 
-__all__ = ["MAX_SEED", "MAX_STEPS", "FlowMatchSchedule", "add_noise", "check_num_steps", "check_seed"]
+__all__ = ["MAX_SEED", "MAX_STEPS", "FlowMatchSchedule", "add_noise", "check_num_steps", "check_seed", "steps_run"]
 
 NUM_TRAIN_TIMESTEPS = 1000
 #: The most denoising steps: one per training timestep (a finer schedule repeats timesteps the model was trained
@@ -23,6 +26,9 @@ NUM_TRAIN_TIMESTEPS = 1000
 MAX_STEPS = NUM_TRAIN_TIMESTEPS
 #: Seeds are what ``torch.Generator.manual_seed`` takes without wrapping around: ``0 .. 2**64 - 1``.
 MAX_SEED = 2**64 - 1
+#: Slack of ``num_steps * strength`` when counting truncated steps, so that 0.29 * 100 (28.999999999999996 in
+#: floating point) counts 29.
+_STEP_COUNT_TOLERANCE = 1e-9
 
 
 def check_num_steps(num_steps: object) -> int:
@@ -38,6 +44,21 @@ def check_seed(seed: object) -> int:
     return check_int("seed", seed, low=0, high=MAX_SEED)
 
 
+def steps_run(num_steps: int, strength: float, semantics: str) -> int:
+    """Denoising steps a run of ``num_steps`` executes at ``strength``: all of them (``"diffsynth"``), or those of
+    the full schedule whose unshifted sigma ``1 - k / num_steps`` is at most ``strength`` (``"truncate"``:
+    ``floor(num_steps * strength)``, diffusers' image-to-image count); ``ValueError`` when that is none."""
+    check_num_steps(num_steps)
+    strength = check_field("denoising_strength", strength)
+    if check_field("strength_semantics", semantics) == "diffsynth":
+        return num_steps
+    steps = math.floor(num_steps * strength + _STEP_COUNT_TOLERANCE)
+    if steps == 0:
+        raise ValueError(f"denoising_strength={strength} truncates {num_steps} steps to none; use at least "
+                         f"{math.ceil(1 / strength)} steps or strength_semantics='diffsynth'")
+    return steps
+
+
 @dataclass(frozen=True)
 class FlowMatchSchedule:
     """Sigmas (``num_steps``, decreasing, the last step goes to 0) and the matching timesteps."""
@@ -45,11 +66,14 @@ class FlowMatchSchedule:
     sigmas: tuple[float, ...]
 
     @classmethod
-    def wan(cls, num_steps: int, *, shift: float, denoising_strength: float = 1.0) -> FlowMatchSchedule:
-        check_num_steps(num_steps)
-        denoising_strength = check_field("denoising_strength", denoising_strength)
+    def wan(cls, num_steps: int, *, shift: float, denoising_strength: float = 1.0,
+            strength_semantics: str = "diffsynth") -> FlowMatchSchedule:
+        """Wan's schedule of ``num_steps`` at ``denoising_strength``; ``"truncate"`` keeps the last
+        :func:`steps_run` sigmas of the full schedule."""
+        steps = steps_run(num_steps, denoising_strength, strength_semantics)
         shift = check_field("shift", shift)
-        raw = torch.linspace(denoising_strength, 0.0, num_steps + 1, dtype=torch.float64)[:-1]
+        start = denoising_strength if strength_semantics == "diffsynth" else 1.0
+        raw = torch.linspace(start, 0.0, num_steps + 1, dtype=torch.float64)[num_steps - steps:-1]
         shifted = shift * raw / (1 + (shift - 1) * raw)
         return cls(tuple(shifted.tolist()))
 

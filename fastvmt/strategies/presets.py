@@ -52,6 +52,7 @@ FASTVMT = Strategy(
     weight_decay=0.01,
     reference="per_step",
     denoising_strength=0.75,
+    strength_semantics="diffsynth",
     shift=7.0,
     cfg_scale=5.8,
 )
@@ -90,6 +91,7 @@ FLOWMOTION = Strategy(
     weight_decay=0.0,
     reference="per_step_fresh",
     denoising_strength=1.0,
+    strength_semantics="diffsynth",
     shift=3.0,
     cfg_scale=6.0,
 )

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from fastvmt.values import check_int, check_real
 
-__all__ = ["CFG_SCALE_RANGE", "MAX_LEARNING_RATE", "Component", "Strategy", "check_field"]
+__all__ = ["CFG_SCALE_RANGE", "MAX_LEARNING_RATE", "STRENGTH_SEMANTICS", "Component", "Strategy", "check_field"]
 
 #: Classifier-free guidance scales accepted: 0 (the negative prompt's velocity alone) to 100, 20 times Wan's
 #: recommended 5; past it the guided velocity outgrows the latents by orders of magnitude at every step.
@@ -22,6 +22,10 @@ CFG_SCALE_RANGE = (0.0, 100.0)
 #: The largest learning rate: Adam moves every latent element by about the rate per iteration and the latents have
 #: unit variance, so a larger rate moves them by more than their spread each iteration (the presets use 0.001-0.003).
 MAX_LEARNING_RATE = 1.0
+#: How sampling starts at a denoising strength below 1 (docs/algorithm.md#guided-sampling): ``"diffsynth"`` spreads
+#: all the steps over the sigmas from the strength down; ``"truncate"`` runs only the steps of the full schedule
+#: whose sigmas are at most the strength, as image-to-image pipelines do.
+STRENGTH_SEMANTICS = ("diffsynth", "truncate")
 
 
 def _tuples(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -101,6 +105,7 @@ _FIELD_RULES: dict[str, Callable[[str, Any], Any]] = {
     "weight_decay": lambda name, value: check_real(name, value, low=0.0, high=1.0),
     "reference": _choice("per_step", "per_step_fresh", "once"),
     "denoising_strength": lambda name, value: check_real(name, value, low=0.0, high=1.0, low_open=True),
+    "strength_semantics": _choice(*STRENGTH_SEMANTICS),
     "shift": lambda name, value: check_real(name, value, low=0.0, low_open=True),
     "cfg_scale": lambda name, value: check_real(name, value, low=CFG_SCALE_RANGE[0], high=CFG_SCALE_RANGE[1]),
 }
@@ -140,6 +145,9 @@ class Strategy:
             with one noise drawn at the start; ``"per_step_fresh"`` likewise with new noise at every guided step
             (FlowMotion); ``"once"`` extracts it once from the clean reference latent at timestep 0 (DiTFlow).
         denoising_strength: where sampling starts, ``(0, 1]``; 1 starts from pure noise.
+        strength_semantics: ``"diffsynth"`` runs every step from the strength down; ``"truncate"`` runs only the
+            full schedule's steps from the strength down (about ``strength * num_steps``; ``STRENGTH_SEMANTICS``).
+            Defaults to ``"diffsynth"``, what runs recorded before the field existed used.
         shift: flow-matching timestep shift.
         cfg_scale: classifier-free guidance scale of the denoising velocity.
     """
@@ -158,6 +166,7 @@ class Strategy:
     denoising_strength: float
     shift: float
     cfg_scale: float
+    strength_semantics: Literal["diffsynth", "truncate"] = "diffsynth"
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
