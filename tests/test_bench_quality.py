@@ -20,6 +20,7 @@ from fastvmt.strategies.presets import DITFLOW, FASTVMT, PRESETS
 from fastvmt.strategies.spec import Component
 from tests.support.batch_inputs import clips, write_manifest  # noqa: F401  (fixture)
 from tests.support.tiny_clip import tiny_clip  # noqa: F401  (fixture)
+from tests.support.tiny_vbench import tiny_vbench  # noqa: F401  (fixture)
 from tests.support.tiny_wan import tiny_wan_dir  # noqa: F401  (fixture)
 
 JOBS = [
@@ -99,6 +100,27 @@ def test_missing_scores_and_unscored_jobs_are_stated(tmp_path, run_dir):
     rows = read_csv(copy / "quality.csv")
     assert len(rows) == 2 and all(row["text_similarity"] == "" and row["text_similarity_jobs"] == "0" for row in rows)
     assert not list(copy.glob(".*fastvmt-tmp*"))
+
+
+def test_vbench_dimensions_add_the_table2_columns(tmp_path, run_dir, tiny_vbench):
+    result = invoke("bench", "quality", run_dir, "--out", tmp_path, "--vbench-dir", tiny_vbench, "--incomplete", "zero")
+    assert result.exit_code == 0, result.output
+    rows = read_csv(tmp_path / "quality.csv")
+    for row in rows:
+        for metric in ("subject_consistency", "background_consistency"):
+            assert 0 < float(row[metric]) <= 1 and row[f"{metric}_jobs"] == row["jobs"], (metric, row)
+        assert math.isfinite(float(row["aesthetic_quality"])) and row["aesthetic_quality_jobs"] == row["jobs"]
+    report = (tmp_path / "quality.md").read_text(encoding="utf-8")
+    assert "| subject consistency ↑ | background consistency ↑ | aesthetic quality ↑ |" in report
+    assert "definitions of VBench 0.1.5" in report and "motion smoothness (AMT) is not computed" in report
+    without = invoke("bench", "quality", run_dir, "--out", tmp_path / "plain", "--incomplete", "zero")
+    assert without.exit_code == 0, without.output
+    assert "no VBench model directory given" in (tmp_path / "plain" / "quality.md").read_text(encoding="utf-8")
+    (tmp_path / "empty").mkdir()
+    line = one_error_line(invoke("bench", "quality", run_dir, "--out", tmp_path / "none", "--vbench-dir",
+                                 tmp_path / "empty"))
+    assert "lacks dino_model/dino-vitb16" in line and "sa_0_4_vit_l_14_linear.pth" in line
+    assert not (tmp_path / "none").exists()
 
 
 def test_bad_run_directories_get_one_clear_error(tmp_path, run_dir):

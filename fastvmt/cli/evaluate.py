@@ -34,6 +34,10 @@ def evaluate(
         None, help="Local CLIP model directory: adds the generated video's temporal consistency (and --prompt score)."
     ),
     prompt: Optional[str] = typer.Option(None, help="Text prompt for the CLIP text similarity (needs --clip-model)."),
+    vbench_dir: Optional[Path] = typer.Option(
+        None, help="Local VBench model directory: adds the generated video's subject and background consistency and "
+        "aesthetic quality."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Motion fidelity of GENERATED to REFERENCE: do their point tracks move alike? (-1 .. 1, higher is better)."""
@@ -43,6 +47,7 @@ def evaluate(
     from fastvmt.io import read_video
     from fastvmt.metrics import ClipScorer, evaluate_motion_fidelity
     from fastvmt.metrics.motion_fidelity import Diagonal, Direction, Incomplete, check_grid
+    from fastvmt.metrics.vbench import VBenchScorer
     from fastvmt.values import check_real
 
     check_choice("--direction", direction, get_args(Direction))
@@ -55,6 +60,7 @@ def evaluate(
     options = parse_overrides(tracker_option, option="--tracker-option", example="checkpoint=/path/ct.pth")
     point_tracker = plugins.create("tracker", tracker, options)  # before any video is decoded
     scorer = ClipScorer(clip_model) if clip_model is not None else None
+    vbench = VBenchScorer(vbench_dir) if vbench_dir is not None else None
     reference_video = read_video(reference, num_frames="all").frames
     generated_video = read_video(generated, num_frames="all").frames
     result = evaluate_motion_fidelity(
@@ -67,6 +73,8 @@ def evaluate(
         clip["temporal_consistency"] = scorer.temporal_consistency(generated_video)
         if prompt is not None:
             clip["clip_text_similarity"] = scorer.text_similarity(generated_video, prompt)
+    if vbench is not None:
+        clip |= vbench.score(generated_video)
     if as_json:
         typer.echo(json.dumps({"reference": str(reference), "generated": str(generated), **result.to_dict(), **clip}))
         return

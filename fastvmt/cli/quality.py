@@ -26,6 +26,9 @@ def quality(
     incomplete: Annotated[str, typer.Option(help="drop | zero: tracklets lost before the last frame.")] = "drop",
     clip_model: Annotated[Optional[Path], typer.Option(
         help="Local CLIP model directory: adds text similarity and temporal consistency.")] = None,
+    vbench_dir: Annotated[Optional[Path], typer.Option(
+        help="Local VBench model directory: adds subject and background consistency and aesthetic quality.")
+    ] = None,
 ) -> None:
     """Score every finished job of RUN_DIR and tabulate per strategy (the FastVMT paper's Table 1 layout)."""
     from fastvmt import plugins
@@ -34,6 +37,7 @@ def quality(
     from fastvmt.evaluation.quality_tables import QualityContext, strategy_table
     from fastvmt.metrics import ClipScorer
     from fastvmt.metrics.motion_fidelity import Incomplete, check_grid
+    from fastvmt.metrics.vbench import VBenchScorer
 
     check_grid(grid)
     check_choice("--incomplete", incomplete, get_args(Incomplete))
@@ -41,7 +45,8 @@ def quality(
         tracker_option, option="--tracker-option", example="checkpoint=/path/ct.pth"))
     jobs, left_out = find_run_jobs(run_dir)
     scorer = QualityScorer(point_tracker, grid=grid, incomplete=incomplete,
-                           clip=ClipScorer(clip_model) if clip_model else None)
+                           clip=ClipScorer(clip_model) if clip_model else None,
+                           vbench=VBenchScorer(vbench_dir) if vbench_dir else None)
     labels = strategy_labels(jobs)
     scored = []
     for number, job in enumerate(jobs, start=1):
@@ -50,7 +55,7 @@ def quality(
     measures = tuple(dict.fromkeys(job.record["peak_memory"]["measure"] for job in jobs
                                    if (job.record.get("peak_memory") or {}).get("bytes") is not None))
     context = QualityContext(str(run_dir), tracker, grid, incomplete, None if clip_model is None else str(clip_model),
-                             left_out, measures)
+                             left_out, measures, None if vbench_dir is None else str(vbench_dir))
     strategies = summarize(scored)
     paths = write_quality(run_dir if out is None else out, strategies, scored, context)
     typer.echo(strategy_table(strategies))

@@ -10,7 +10,9 @@ per finished job. Per job:
   local CLIP model only;
 - ``seconds``: the run's wall time without its motion check (the sidecar's ``seconds``);
 - ``peak_memory_gib``: the sidecar's ``peak_memory`` (what it measures is recorded with it);
-- ``amf_epe``: the sidecar's motion check, the AMF end-point error to the reference, in tokens.
+- ``amf_epe``: the sidecar's motion check, the AMF end-point error to the reference, in tokens;
+- ``subject_consistency``, ``background_consistency``, ``aesthetic_quality``: VBench's dimensions of the paper's
+  Table 2 (:class:`fastvmt.metrics.vbench.VBenchScorer`), with a local VBench model directory only.
 
 A value that cannot be had is ``None`` with the reason in the job's ``notes``; a strategy's value is the mean
 over its jobs that have one. Jobs are grouped by their recorded strategy; one that differs from its registered
@@ -28,7 +30,7 @@ from typing import Any
 
 from fastvmt.batch.results import JobPaths
 
-__all__ = ["METRICS", "TABLE1", "JobQuality", "Metric", "QualityScorer", "RunJob", "StrategyQuality",
+__all__ = ["METRICS", "TABLE1", "TABLE2", "JobQuality", "Metric", "QualityScorer", "RunJob", "StrategyQuality",
            "find_run_jobs", "strategy_label", "strategy_labels",
            "summarize"]
 
@@ -50,9 +52,14 @@ METRICS = (
     Metric("seconds", "time (s)", False, 2),
     Metric("peak_memory_gib", "peak memory (GiB)", False, 2),
     Metric("amf_epe", "AMF EPE (tokens)", False),
+    Metric("subject_consistency", "subject consistency", True),
+    Metric("background_consistency", "background consistency", True),
+    Metric("aesthetic_quality", "aesthetic quality", True),
 )
 #: The paper's Table 1 columns, in its order.
 TABLE1 = METRICS[:4]
+#: The paper's Table 2 (VBench) columns that fastvmt computes, in its order (motion smoothness is not computed).
+TABLE2 = METRICS[6:]
 
 
 @dataclass(frozen=True)
@@ -182,10 +189,13 @@ class QualityScorer:
         grid: query points a side for motion fidelity.
         incomplete: ``"drop"`` or ``"zero"``: tracklets lost before the last frame (see :mod:`fastvmt.metrics`).
         clip: a :class:`~fastvmt.metrics.ClipScorer`, or ``None`` (CLIP scores are then missing, and say why).
+        vbench: a :class:`~fastvmt.metrics.vbench.VBenchScorer`, or ``None`` (VBench's dimensions are then missing,
+            and say why).
     """
 
-    def __init__(self, tracker: Any, *, grid: int = 55, incomplete: str = "drop", clip: Any = None):
-        self.tracker, self.grid, self.incomplete, self.clip = tracker, grid, incomplete, clip
+    def __init__(self, tracker: Any, *, grid: int = 55, incomplete: str = "drop", clip: Any = None,
+                 vbench: Any = None):
+        self.tracker, self.grid, self.incomplete, self.clip, self.vbench = tracker, grid, incomplete, clip, vbench
         self._last_reference: tuple[tuple[Any, ...], Any] | None = None
 
     def _reference(self, options: Mapping[str, Any]) -> Any:
@@ -219,6 +229,12 @@ class QualityScorer:
         else:
             for key in ("text_similarity", "temporal_consistency"):
                 values[key], notes[key] = None, "no CLIP model given (--clip-model DIR: local weights)"
+        vbench = self.vbench.score(generated) if self.vbench is not None else {}
+        for metric in TABLE2:
+            values[metric.key] = vbench.get(metric.key)
+            if metric.key not in vbench:
+                notes[metric.key] = "no VBench model directory given (--vbench-dir DIR: local weights)" \
+                    if self.vbench is None else "not among the VBench scorer's dimensions"
         for key, (value, note) in _recorded(job.record).items():
             values[key] = value
             if note is not None:

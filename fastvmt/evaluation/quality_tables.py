@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fastvmt.evaluation.quality import METRICS, JobQuality, Metric, StrategyQuality
+from fastvmt.metrics.vbench import VBENCH_VERSION
 
 __all__ = ["QualityContext", "jobs_csv", "markdown", "strategies_csv", "strategy_table"]
 
@@ -27,6 +28,7 @@ class QualityContext:
     clip_model: str | None
     left_out: dict[str, str]
     memory_measures: tuple[str, ...]
+    vbench_dir: str | None = None
 
 
 def _number(metric: Metric, value: float | None) -> str:
@@ -61,11 +63,14 @@ def markdown(strategies: Sequence[StrategyQuality], jobs: Sequence[JobQuality], 
     """The report: how it was made, the table per strategy, what is missing and why, the table per job."""
     clip = f"CLIP model {context.clip_model}" if context.clip_model else "no CLIP model (text similarity and " \
         "temporal consistency need --clip-model DIR)"
+    vbench = f"VBench models {context.vbench_dir} (definitions of VBench {VBENCH_VERSION})" if context.vbench_dir \
+        else "no VBench models (subject and background consistency and aesthetic quality need --vbench-dir DIR)"
     lines = [
         f"# Quality of {context.run_dir}",
         "",
         f"{len(jobs)} finished job(s). Motion fidelity: tracker {context.tracker}, grid {context.grid}x"
-        f"{context.grid}, incomplete tracklets: {context.incomplete}, against each job's reference. {clip}.",
+        f"{context.grid}, incomplete tracklets: {context.incomplete}, against each job's reference. {clip}. "
+        f"{vbench}; VBench's motion smoothness (AMT) is not computed.",
         "",
         strategy_table(strategies),
         "",
