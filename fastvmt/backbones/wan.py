@@ -81,8 +81,10 @@ class WanBackbone(Backbone):
         dtype, device: where and in what precision everything runs.
         offload: ``"cpu"`` keeps weights in CPU memory and streams layers to the GPU (diffsynth's VRAM
             management); ``vram_limit`` (GiB) caps what stays resident (default: GPU memory - 2 GiB).
-        cfg_batch: run the prompt and negative prompt of classifier-free guidance as one batch (faster, twice
-            the activation memory) instead of two forwards.
+        cfg_batch: run the prompt and negative prompt of classifier-free guidance as one batch (diffsynth's
+            ``cfg_merge``: faster, twice the activation memory, the same velocity up to float rounding) instead of
+            two forwards. A backbone option, not a strategy field, since it changes no result; the CLI keeps the
+            default.
         vae_tile_size, vae_tile_stride: VAE tiling in latent pixels, used when a video is bigger than a tile.
     """
 
