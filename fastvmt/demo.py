@@ -76,15 +76,10 @@ def _windowed_amf(backbone, pipe, latents):
         return pipe.components.extractor.extract(features, reference=True)
 
 
-def _stack_rows(rows: list[np.ndarray]) -> np.ndarray:
-    width = max(row.shape[1] for row in rows)
-    return np.concatenate([np.pad(row, ((0, 0), (0, width - row.shape[1]), (0, 0))) for row in rows], axis=0)
-
-
 def _flow_picture(backbone, pipe, videos: dict[str, tuple[np.ndarray, torch.Tensor]]) -> np.ndarray:
     """For each video (name -> frames, latents): its AMF between consecutive latent frames as arrows over
     the frames and as colour-wheel images (one colour scale for all), plus the colour legend."""
-    from fastvmt.viz import amf_frames, color_wheel_legend, side_by_side
+    from fastvmt.viz import amf_frames, color_wheel_legend, side_by_side, stack_rows
 
     motions = {name: _windowed_amf(backbone, pipe, latents) for name, (_, latents) in videos.items()}
     largest = max(float(m.displacement.norm(dim=-1).max()) for m in motions.values())
@@ -95,7 +90,7 @@ def _flow_picture(backbone, pipe, videos: dict[str, tuple[np.ndarray, torch.Tens
         labels = [f"{name} {i}->{i + 1}" for i in range(len(pictures.colors))]
         rows.append(side_by_side(list(pictures.arrows), labels, height=128))
         rows.append(side_by_side([*pictures.colors, color_wheel_legend(128)], [*labels, "colour key"], height=128))
-    return _stack_rows(rows)
+    return stack_rows(rows)
 
 
 def run_demo(

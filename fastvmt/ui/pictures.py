@@ -59,7 +59,7 @@ def flow_picture(
     """The reference's and the output's AMF on ``pipeline``'s backbone (see the module docstring), at most
     :data:`FLOW_PAIRS` pairs, with the colour key at the end of each colour row."""
     from fastvmt.io.frames import frames_to_tensor
-    from fastvmt.viz import amf_frames, color_wheel_legend, side_by_side
+    from fastvmt.viz import amf_frames, color_wheel_legend, side_by_side, stack_rows
 
     backbone = pipeline.backbone
     with torch.no_grad():
@@ -78,5 +78,4 @@ def flow_picture(
         rows.append(side_by_side(list(pictures.arrows[shown]), labels, height=_PANEL_HEIGHT))
         rows.append(side_by_side([*pictures.colors[shown], color_wheel_legend(_PANEL_HEIGHT)],
                                  [*labels, f"key: {largest:.2g} tokens"], height=_PANEL_HEIGHT))
-    width = max(row.shape[1] for row in rows)
-    return np.concatenate([np.pad(row, ((0, 0), (0, width - row.shape[1]), (0, 0))) for row in rows], axis=0)
+    return stack_rows(rows)

@@ -1,4 +1,4 @@
-"""Images or videos placed side by side, each under a text label."""
+"""Images or videos placed side by side, each under a text label; images stacked in rows."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 from jaxtyping import UInt8
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["side_by_side"]
+__all__ = ["side_by_side", "stack_rows"]
 
 
 def _resize(panel: np.ndarray, height: int) -> np.ndarray:
@@ -81,3 +81,9 @@ def side_by_side(
         columns.append(column)
     joined = np.concatenate(columns, axis=2)
     return joined if is_video else joined[0]
+
+
+def stack_rows(rows: Sequence[np.ndarray]) -> np.ndarray:
+    """(H, W, 3) images one under the other, left-aligned, each padded with black on the right to the widest."""
+    width = max(row.shape[1] for row in rows)
+    return np.concatenate([np.pad(row, ((0, 0), (0, width - row.shape[1]), (0, 0))) for row in rows], axis=0)
