@@ -95,6 +95,12 @@ def test_missing_weights_are_named_with_what_to_place(tmp_path, tiny_vbench):
     assert VBenchScorer(partial, dimensions=["background_consistency"]).dimensions == ("background_consistency",)
     with pytest.raises(FileNotFoundError, match="lacks dino_model/dino-vitb16 "):
         VBenchScorer(partial)
+    (partial / "clip_model" / "clip-vit-large-patch14" / "model.safetensors").unlink()  # config.json alone
+    with pytest.raises(FileNotFoundError, match="lacks clip_model/clip-vit-large-patch14 "):
+        VBenchScorer(partial, dimensions=["aesthetic_quality"])
+    shutil.copytree(partial / "clip_model" / "clip-vit-base-patch32", partial / "dino_model" / "dino-vitb16")
+    with pytest.raises(ValueError, match="expected a transformers 'vit' model .* names model_type 'clip'"):
+        VBenchScorer(partial, dimensions=["subject_consistency"])
     with pytest.raises(ValueError, match="motion_smoothness"):
         VBenchScorer(tiny_vbench, dimensions=["motion_smoothness"])
 

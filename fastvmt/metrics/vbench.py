@@ -53,13 +53,32 @@ _IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 _CLIP = ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))
 
 
-def _present(path: Path) -> bool:
-    return (path / "config.json").is_file() if not path.suffix else path.is_file()
+_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+#: The ``model_type`` each model directory's config.json must name.
+_MODEL_TYPES = {"dino_model/dino-vitb16": "vit", "clip_model/clip-vit-base-patch32": "clip",
+                "clip_model/clip-vit-large-patch14": "clip"}
+
+
+def _present(root: Path, entry: str) -> bool:
+    """A model directory with its config.json and weights, or the head file."""
+    path = root / entry
+    if entry not in _MODEL_TYPES:
+        return path.is_file()
+    return (path / "config.json").is_file() and any((path / name).is_file() for name in _WEIGHTS)
+
+
+def _check_model_type(root: Path, entry: str) -> None:
+    import json
+
+    found = json.loads((root / entry / "config.json").read_text()).get("model_type")
+    if found != _MODEL_TYPES[entry]:
+        raise ValueError(f"{root / entry}: expected a transformers {_MODEL_TYPES[entry]!r} model ({LAYOUT[entry]}), "
+                         f"its config.json names model_type {found!r}")
 
 
 def missing_files(root: Path, dimensions: Sequence[str] = DIMENSIONS) -> list[str]:
     """The :data:`LAYOUT` entries ``dimensions`` need that are not under ``root``."""
-    return [entry for name in dimensions for entry in _NEEDS[name] if not _present(root / entry)]
+    return [entry for name in dimensions for entry in _NEEDS[name] if not _present(root, entry)]
 
 
 def consistency(features: Any) -> float:
@@ -118,8 +137,10 @@ class VBenchScorer:
         batch_size: frames per forward pass.
 
     Raises:
-        FileNotFoundError: the directory, or files the dimensions need, are not there (all of them named).
-        ValueError: an unknown dimension, or an aesthetic head that does not fit the CLIP model.
+        FileNotFoundError: the directory, or files the dimensions need, are not there (all of them named; a model
+            directory needs its config.json and weights).
+        ValueError: an unknown dimension, a model directory of another kind of model, or an aesthetic head that does
+            not fit the CLIP model.
     """
 
     def __init__(self, vbench_dir: str | Path, dimensions: Sequence[str] = DIMENSIONS, device: str = "cpu",
@@ -148,6 +169,7 @@ class VBenchScorer:
         from transformers import CLIPModel, ViTModel
 
         def load(cls: Any, entry: str, **kwargs: Any) -> Any:
+            _check_model_type(self.root, entry)
             return cls.from_pretrained(self.root / entry, local_files_only=True, **kwargs).to(self.device).eval()
 
         models: dict[str, Any] = {}
