@@ -1,7 +1,6 @@
 """Loading Wan checkpoints: the tiny model through the real layout, file checks, safety, size inference."""
 
 import json
-import pickle
 import shutil
 
 import pytest

@@ -23,7 +23,6 @@ from hypothesis import strategies as st
 pytest.importorskip("triton")
 
 from fastvmt.backends.base import Case  # noqa: E402
-from fastvmt.backends.dispatch import BackendUnavailable  # noqa: E402
 from fastvmt.backends.reference import ReferenceBackend  # noqa: E402
 from fastvmt.backends.triton import TritonBackend  # noqa: E402
 from fastvmt.backends.triton.configs import INTERPRETED  # noqa: E402
