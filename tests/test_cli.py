@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from fastvmt.cli import app
 from fastvmt.io import read_video, write_video
 from fastvmt.synthetic import moving_scene
+from tests.support.tiny_wan import tiny_wan_dir  # noqa: F401  (fixture)
 
 runner = CliRunner()
 
@@ -32,13 +33,6 @@ def clip_path(tmp_path_factory):
     return write_video(tmp_path_factory.mktemp("clip") / "scene.mp4", frames, fps=16)
 
 
-@pytest.fixture(scope="module")
-def tiny_model_dir(tmp_path_factory):
-    from fastvmt.backbones.tiny import write_tiny_checkpoint
-
-    return write_tiny_checkpoint(tmp_path_factory.mktemp("tiny-wan"), seed=0)
-
-
 def test_listings_name_the_builtins():
     plugins = invoke("plugins").output
     for row in (["strategy", "fastvmt"], ["extractor", "windowed_amf"], ["backbone", "wan"], ["backend", "torch"]):
@@ -47,8 +41,8 @@ def test_listings_name_the_builtins():
     assert {line.split()[0] for line in strategies.splitlines()[1:]} >= {"fastvmt", "ditflow", "no_transfer"}
 
 
-def test_flow_with_model_weights_writes_pictures(tmp_path, clip_path, tiny_model_dir):
-    result = invoke("flow", clip_path, "--model-dir", tiny_model_dir, "--out", tmp_path, "--height", 48, "--width", 64,
+def test_flow_with_model_weights_writes_pictures(tmp_path, clip_path, tiny_wan_dir):
+    result = invoke("flow", clip_path, "--model-dir", tiny_wan_dir, "--out", tmp_path, "--height", 48, "--width", 64,
                     "--tile", "1x1", "--window", 3)
     assert result.exit_code == 0, result.output
     with imageio.get_reader(tmp_path / "colors.mp4") as reader:
@@ -80,9 +74,9 @@ def test_flow_without_weights_writes_pictures(tmp_path, clip_path):
 
 
 @pytest.mark.slow
-def test_transfer_writes_video_and_sidecar_and_replays(tmp_path, clip_path, tiny_model_dir):
+def test_transfer_writes_video_and_sidecar_and_replays(tmp_path, clip_path, tiny_wan_dir):
     common = ["--frames", 9, "--height", 48, "--width", 64, "--steps", 2, "--dtype", "float32", "--no-progress"]
-    first = invoke("transfer", clip_path, "--prompt", "a ball", "--model-dir", tiny_model_dir, "--seed", 5,
+    first = invoke("transfer", clip_path, "--prompt", "a ball", "--model-dir", tiny_wan_dir, "--seed", 5,
                    "--set", "inner_iterations=3", "--out", tmp_path / "a.mp4", *common)
     assert first.exit_code == 0, first.output
     sidecar = json.loads((tmp_path / "a.json").read_text())
@@ -94,8 +88,8 @@ def test_transfer_writes_video_and_sidecar_and_replays(tmp_path, clip_path, tiny
 
 
 @pytest.mark.parametrize("command", ["transfer", "flow"])
-def test_missing_reference_is_a_one_line_error(tmp_path, tiny_model_dir, command):
-    extra = ["--prompt", "x", "--model-dir", tiny_model_dir] if command == "transfer" else []
+def test_missing_reference_is_a_one_line_error(tmp_path, tiny_wan_dir, command):
+    extra = ["--prompt", "x", "--model-dir", tiny_wan_dir] if command == "transfer" else []
     assert_user_error(invoke(command, tmp_path / "nope.mp4", *extra, "--out", tmp_path / "o.mp4"), "nope.mp4")
 
 
@@ -120,15 +114,15 @@ def test_missing_model_dir_is_a_one_line_error(tmp_path, clip_path):
     assert_user_error(result, "no-model")
 
 
-def test_existing_output_is_not_overwritten(tmp_path, clip_path, tiny_model_dir):
+def test_existing_output_is_not_overwritten(tmp_path, clip_path, tiny_wan_dir):
     out = tmp_path / "o.mp4"
     out.write_bytes(b"precious")
-    result = invoke("transfer", clip_path, "--prompt", "x", "--model-dir", tiny_model_dir, "--out", out)
+    result = invoke("transfer", clip_path, "--prompt", "x", "--model-dir", tiny_wan_dir, "--out", out)
     assert_user_error(result, "--overwrite")
     assert out.read_bytes() == b"precious"
 
 
-def test_unknown_strategy_lists_choices(tmp_path, clip_path, tiny_model_dir):
-    result = invoke("transfer", clip_path, "--prompt", "x", "--model-dir", tiny_model_dir, "--strategy", "fast",
+def test_unknown_strategy_lists_choices(tmp_path, clip_path, tiny_wan_dir):
+    result = invoke("transfer", clip_path, "--prompt", "x", "--model-dir", tiny_wan_dir, "--strategy", "fast",
                     "--out", tmp_path / "o.mp4", "--frames", 9, "--height", 48, "--width", 64)
     assert_user_error(result, "unknown strategy 'fast'; available: ditflow, fastvmt")
