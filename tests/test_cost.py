@@ -287,3 +287,15 @@ def test_windowed_recipe_reads_the_extractor_window_and_tile():
     assert cost.phases["AMF ops"] == expected
     assert cost.phases["AMF ops"] < base.phases["AMF ops"]
     assert "window=11" in smaller.summary and "window=21" in RECIPES["fastvmt"].summary
+
+
+def test_turbo_preset_costs_the_truncated_steps_against_the_release_and_ditflow():
+    from fastvmt.strategies.presets import FASTVMT_TURBO
+
+    assert FASTVMT_TURBO.override(name="fastvmt", strength_semantics="diffsynth") == FASTVMT  # nothing else differs
+    config, grid = RELEASED_DITS["1.3B"], token_grid(81, 480, 832)
+    turbo, fastvmt = run_cost(RECIPES["fastvmt_turbo"], config, grid), run_cost(RECIPES["fastvmt"], config, grid)
+    assert (turbo.steps, turbo.guided, turbo.gradients) == (37, guided_step_count(0.2, 37), 7 * 4)
+    assert turbo.phases["denoising (CFG)"] * 50 == fastvmt.phases["denoising (CFG)"] * 37
+    for other in ("fastvmt-release", "ditflow", "fastvmt"):
+        assert turbo.total < run_cost(RECIPES[other], config, grid).total

@@ -14,7 +14,8 @@ def test_matches_diffsynth_wan_schedule(steps, shift, strength):
     ours = FlowMatchSchedule.wan(steps, shift=shift, denoising_strength=strength)
     assert len(ours) == steps
     torch.testing.assert_close(torch.tensor(ours.sigmas, dtype=torch.float64), sigmas.double(), rtol=1e-6, atol=1e-6)
-    torch.testing.assert_close(torch.tensor([ours.timestep(k) for k in range(steps)], dtype=torch.float64), timesteps.double(), rtol=1e-6, atol=1e-4)
+    ours_timesteps = torch.tensor([ours.timestep(k) for k in range(steps)], dtype=torch.float64)
+    torch.testing.assert_close(ours_timesteps, timesteps.double(), rtol=1e-6, atol=1e-4)
 
 
 def test_euler_steps_reach_the_clean_sample_for_the_exact_velocity():
@@ -26,7 +27,8 @@ def test_euler_steps_reach_the_clean_sample_for_the_exact_velocity():
     torch.testing.assert_close(x, clean)
 
 
-@pytest.mark.parametrize(("steps", "strength", "shift"), [(0, 1.0, 5.0), (10, 0.0, 5.0), (10, 1.5, 5.0), (10, 1.0, 0.0)])
+@pytest.mark.parametrize(("steps", "strength", "shift"),
+                         [(0, 1.0, 5.0), (10, 0.0, 5.0), (10, 1.5, 5.0), (10, 1.0, 0.0)])
 def test_bad_schedule_arguments_raise(steps, strength, shift):
     with pytest.raises(ValueError):
         FlowMatchSchedule.wan(steps, shift=shift, denoising_strength=strength)

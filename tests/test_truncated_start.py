@@ -1,5 +1,5 @@
-"""A truncated start (``strength_semantics="truncate"``) in a whole run: the steps that run, the guided share of
-them and what the report records."""
+"""A truncated start (``strength_semantics="truncate"``, the ``fastvmt_turbo`` preset) in a whole run: the steps
+that run, the guided share of them and what the report records."""
 
 import numpy as np
 
@@ -12,8 +12,8 @@ from fastvmt.strategies.schedulers import guided_step_count
 SMALL_FASTVMT = {"extractor.tile": (2, 2), "extractor.window": 3}
 
 
-def run(semantics: str, steps: int = 20):
-    strategy = resolve_strategy("fastvmt", {**SMALL_FASTVMT, "strength_semantics": semantics})
+def run(preset: str, steps: int = 20):
+    strategy = resolve_strategy(preset, SMALL_FASTVMT)
     seen = []
     video = np.random.default_rng(0).integers(0, 256, size=(9, 64, 64, 3), dtype=np.uint8)
     result = MotionTransferPipeline(PatchBackbone(), strategy)(
@@ -23,8 +23,8 @@ def run(semantics: str, steps: int = 20):
     return result, seen
 
 
-def test_truncated_run_takes_the_full_schedules_tail_and_guides_its_first_steps():
-    result, seen = run("truncate")
+def test_turbo_run_takes_the_full_schedules_tail_and_guides_its_first_steps():
+    result, seen = run("fastvmt_turbo")
     counts, strategy = result.report.counts, result.report.config["strategy"]
     full = FlowMatchSchedule.wan(20, shift=strategy["shift"])
     assert strategy["strength_semantics"] == "truncate" and strategy["denoising_strength"] == 0.75
@@ -36,7 +36,7 @@ def test_truncated_run_takes_the_full_schedules_tail_and_guides_its_first_steps(
 
 
 def test_diffsynth_start_runs_every_step():
-    result, seen = run("diffsynth")
+    result, seen = run("fastvmt")
     assert result.report.counts.steps == len(seen) == 20
     assert result.report.counts.guided_steps == 4
     assert result.report.config["strategy"]["strength_semantics"] == "diffsynth"

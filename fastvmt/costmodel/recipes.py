@@ -20,7 +20,7 @@ from fastvmt.generation.readings import velocity_passes
 from fastvmt.interfaces import ATTENTION, PREDICTION, MotionExtractor
 from fastvmt.strategies.components import Components, build_components
 from fastvmt.strategies.extractors import WindowedAMFPredictionExtractor
-from fastvmt.strategies.presets import DITFLOW, FASTVMT, FASTVMT_FLOWMOTION, FLOWMOTION
+from fastvmt.strategies.presets import DITFLOW, FASTVMT, FASTVMT_FLOWMOTION, FASTVMT_TURBO, FLOWMOTION
 from fastvmt.strategies.schedulers import computed_iterations
 from fastvmt.strategies.spec import Strategy
 
@@ -142,6 +142,7 @@ RECIPES = {
             "fastvmt-release", FASTVMT, guidance_forward=f"blocks:{RELEASE_GUIDANCE_BLOCKS}", note="the official code"
         ),
         GuidanceRecipe("fastvmt", FASTVMT),
+        GuidanceRecipe("fastvmt_turbo", FASTVMT_TURBO),
         GuidanceRecipe("flowmotion", FLOWMOTION),
         GuidanceRecipe("fastvmt_flowmotion", FASTVMT_FLOWMOTION),
     )

@@ -1,5 +1,6 @@
 """The built-in strategies: ``fastvmt`` (the paper), ``ditflow`` (the baseline on Wan), ``flowmotion`` (guidance on
-latent predictions, no backward through the DiT), ``fastvmt_flowmotion`` (both terms) and ``no_transfer``.
+latent predictions, no backward through the DiT), ``fastvmt_flowmotion`` (both terms), ``fastvmt_turbo``
+(``fastvmt`` with a truncated start) and ``no_transfer``.
 
 This module is where their values live (docs/algorithm.md#presets), except the paper's AMF parameters, which are
 the AMF ops' defaults (:mod:`fastvmt.ops`): the built-in components take their defaults from here, and the cost
@@ -17,6 +18,7 @@ __all__ = [
     "DITFLOW",
     "FASTVMT",
     "FASTVMT_FLOWMOTION",
+    "FASTVMT_TURBO",
     "FLOWMOTION",
     "GUIDED_FRACTION",
     "NO_TRANSFER",
@@ -104,7 +106,12 @@ FASTVMT_FLOWMOTION = FASTVMT.override(
     loss=Component("amf_window_alignment", {**FASTVMT.loss.options, **FLOWMOTION.loss.options}),
 )
 
+#: FastVMT whose sampling starts truncated at the same strength, 0.75 (docs/algorithm.md#presets): the full
+#: schedule's last 37 of 50 steps instead of 50 steps spread below the strength, so 26 % fewer denoising forwards
+#: and 7 guided steps instead of 10, over about the same noise levels.
+FASTVMT_TURBO = FASTVMT.override(name="fastvmt_turbo", strength_semantics="truncate")
+
 #: FastVMT's sampler without guidance: the baseline that shows what guidance adds.
 NO_TRANSFER = FASTVMT.override(name="no_transfer", extractor=None, loss=None, scheduler=None)
 
-PRESETS = (FASTVMT, DITFLOW, FLOWMOTION, FASTVMT_FLOWMOTION, NO_TRANSFER)
+PRESETS = (FASTVMT, DITFLOW, FLOWMOTION, FASTVMT_FLOWMOTION, FASTVMT_TURBO, NO_TRANSFER)
