@@ -38,6 +38,7 @@ __all__ = [
     "StepState",
     "TokenGrid",
     "VideoGeometry",
+    "uses_cfg",
 ]
 
 #: What an extractor reads of the backbone (``MotionExtractor.reads``; docs/algorithm.md#readings): the captured
@@ -45,6 +46,12 @@ __all__ = [
 ATTENTION = "attention"
 #: ... or the velocity of the latent, read without gradient, as a :class:`LatentPrediction`.
 PREDICTION = "prediction"
+
+
+def uses_cfg(cfg_scale: float) -> bool:
+    """Whether ``cfg_scale`` turns classifier-free guidance on (any value but 1): a velocity is then two DiT
+    passes, of the prompt and of the negative prompt."""
+    return cfg_scale != 1.0
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from fastvmt.backbones.offload import OFFLOAD_CHOICES
 from fastvmt.geometry import SPATIAL_FACTOR, TEMPORAL_FACTOR, video_geometry
-from fastvmt.interfaces import AttentionFeatures, Backbone, VideoGeometry
+from fastvmt.interfaces import AttentionFeatures, Backbone, VideoGeometry, uses_cfg
 
 __all__ = ["WanBackbone", "resolve_device"]
 
@@ -314,7 +314,7 @@ class WanBackbone(Backbone):
         context = self._context(context, "context")
         if not math.isfinite(cfg_scale):
             raise ValueError(f"cfg_scale must be finite, got {cfg_scale}")
-        if cfg_scale != 1.0:
+        if uses_cfg(cfg_scale):
             if negative_context is None:
                 raise ValueError(
                     f"cfg_scale={cfg_scale} needs a negative_context (e.g. encode_prompt(negative_prompt))"
@@ -323,7 +323,7 @@ class WanBackbone(Backbone):
         t = self._timestep(timestep)
         x = latents.to(device=self._device, dtype=self._dtype)
         self._use(self.dit)
-        if cfg_scale == 1.0:
+        if not uses_cfg(cfg_scale):
             return dit_forward(self.dit, x, t, context)
         if self.cfg_batch and context.shape == negative_context.shape:
             positive, negative = dit_forward(self.dit, x, t, torch.cat([context, negative_context])).chunk(2)

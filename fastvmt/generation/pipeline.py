@@ -26,7 +26,7 @@ from fastvmt.generation.motion_check import check_motion
 from fastvmt.generation.peak_memory import PeakMemoryMeter
 from fastvmt.generation.report import PhaseTimer, RunReport
 from fastvmt.generation.sampling import FlowMatchSchedule, add_noise, check_seed
-from fastvmt.interfaces import Backbone, Motion, StepState, VideoGeometry
+from fastvmt.interfaces import Backbone, Motion, StepState, VideoGeometry, uses_cfg
 from fastvmt.io.frames import frames_to_tensor, tensor_to_frames
 from fastvmt.strategies.components import build_components, resolve_strategy
 from fastvmt.strategies.spec import Strategy, check_field
@@ -186,7 +186,7 @@ class MotionTransferPipeline:
         dtype, device = backbone.dtype, backbone.device
         with timer.phase("encode"), torch.no_grad():
             context = backbone.encode_prompt(run.prompt)
-            negative = backbone.encode_prompt(run.negative_prompt) if cfg != 1.0 else None
+            negative = backbone.encode_prompt(run.negative_prompt) if uses_cfg(cfg) else None
             empty = backbone.encode_prompt("") if components is not None else None
             reference_latents = backbone.encode_video(run.video.to(device)).to(dtype)
         check_finite(reference_latents, "the reference video's latents")

@@ -10,14 +10,14 @@ from jaxtyping import Float
 from torch import Tensor
 
 from fastvmt.generation.report import RunCounts
-from fastvmt.interfaces import ATTENTION, PREDICTION, AttentionFeatures, Backbone, LatentPrediction, Readings
+from fastvmt.interfaces import ATTENTION, PREDICTION, AttentionFeatures, Backbone, LatentPrediction, Readings, uses_cfg
 
 __all__ = ["BackboneReader", "velocity_passes"]
 
 
 def velocity_passes(cfg_scale: float) -> int:
     """DiT passes of one velocity: two with classifier-free guidance (``cfg_scale != 1``), else one."""
-    return 1 if cfg_scale == 1.0 else 2
+    return 2 if uses_cfg(cfg_scale) else 1
 
 
 @dataclass(frozen=True)
