@@ -10,7 +10,9 @@ from typer.testing import CliRunner
 from fastvmt.cli import app
 from fastvmt.io import read_video, write_video
 from fastvmt.generation.pipeline import MotionTransferPipeline, TransferResult
+from fastvmt.generation.motion_check import MotionCheck
 from fastvmt.generation.report import RunReport
+from fastvmt.metrics import evaluate_motion_fidelity
 from fastvmt.synthetic import moving_scene
 from tests.support.batch_inputs import clips, model_dir, write_manifest  # noqa: F401  (fixtures)
 
@@ -110,9 +112,10 @@ def test_an_interrupted_batch_resumes_with_only_the_missing_jobs(tmp_path, clips
     assert read_video(out / "fox" / "output.mp4").frames.shape == (9, 48, 64, 3)
 
 
-def test_metrics_score_each_video_against_its_own_reference(tmp_path, clips, model_dir, monkeypatch):
+def test_metrics_record_each_runs_own_motion_check(tmp_path, clips, model_dir, monkeypatch):
     def copy_the_reference(self, video, prompt, **options):  # a perfect motion transfer
         report = RunReport(config={"prompt": prompt}, seed=options["seed"])
+        report.motion_check = MotionCheck(0.0, 0, 0, evaluate_motion_fidelity(video, video))
         return TransferResult(frames=np.asarray(video), latents=torch.zeros(1), report=report)
 
     monkeypatch.setattr(MotionTransferPipeline, "__call__", copy_the_reference)
@@ -120,7 +123,8 @@ def test_metrics_score_each_video_against_its_own_reference(tmp_path, clips, mod
     result = run_batch_cli(manifest, tmp_path / "results", model_dir, "--metrics")
     assert result.exit_code == 0, result.output
     for job in GOOD_JOBS[:2]:
-        score = json.loads((tmp_path / "results" / job["id"] / "output.json").read_text())["metrics"]
-        assert score["motion_fidelity"]["score"] > 0.95
+        sidecar = json.loads((tmp_path / "results" / job["id"] / "output.json").read_text())
+        assert sidecar["metrics"]["motion_fidelity"] == sidecar["motion_check"]["motion_fidelity"]
+        assert sidecar["metrics"]["motion_fidelity"]["score"] > 0.95
     assert summary_of(tmp_path / "results")["mean_motion_fidelity"] > 0.95
     assert "mean motion fidelity" in result.output

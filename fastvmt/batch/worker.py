@@ -9,12 +9,15 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastvmt.batch.manifest import Job
 from fastvmt.batch.results import JobOutcome, JobPaths, failure, worker_name
 from fastvmt.batch.settings import BatchSettings
 from fastvmt.transfer_run import prepare_transfer
+
+if TYPE_CHECKING:
+    from fastvmt.generation.motion_check import MotionCheck
 
 __all__ = ["JobWorker"]
 
@@ -65,17 +68,17 @@ class JobWorker:
         paths.folder.mkdir(parents=True, exist_ok=True)
         transfer = prepare_transfer(job, self.settings, paths.video, overwrite=True)  # a rerun replaces a stray video
         result = transfer.run(self._pipeline(job))
-        metrics = _motion_fidelity(transfer.reference.frames, result.frames) if self.settings.metrics else {}
+        metrics = _motion_fidelity(result.report.motion_check) if self.settings.metrics else {}
         transfer.write(result, job={"id": job.id, "line": job.line, "worker": self.name}, metrics=metrics)
         return metrics
 
 
-def _motion_fidelity(reference: Any, generated: Any) -> dict[str, Any]:
-    """``{"motion_fidelity": {...}}``; a video the tracker cannot follow records the reason instead of a score."""
-    from fastvmt.metrics import evaluate_motion_fidelity
-
-    try:
-        return {"motion_fidelity": evaluate_motion_fidelity(reference, generated).to_dict()}
-    except ValueError as error:
-        log.warning("motion fidelity not scored: %s", error)
-        return {"motion_fidelity": {"error": str(error)}}
+def _motion_fidelity(check: MotionCheck | None) -> dict[str, Any]:
+    """``{"motion_fidelity": {...}}`` from the run's own motion check (the video is not tracked a second time); a
+    video the tracker could not follow records the reason instead of a score."""
+    if check is None:
+        raise RuntimeError("the pipeline returned no motion check, so the job has no motion fidelity to record")
+    if check.motion_fidelity is None:
+        log.warning("motion fidelity not scored: %s", check.motion_fidelity_error)
+        return {"motion_fidelity": {"error": check.motion_fidelity_error}}
+    return {"motion_fidelity": check.motion_fidelity.to_dict()}
