@@ -23,7 +23,6 @@ replay computes differently from the recorded run.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import sys
@@ -32,6 +31,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fastvmt.json_input import read_json
 from fastvmt.outputs import atomic_outputs, json_text, refuse_inputs, refuse_overwrite
 
 if TYPE_CHECKING:
@@ -319,11 +319,9 @@ def replay_options(sidecar: str | Path) -> dict[str, Any]:
         ValueError: the file is not a run's sidecar, or a value in it is bad (the message names the file).
     """
     try:
-        record = json.loads(Path(sidecar).read_text())
+        record = read_json(sidecar, "config file")
         options = {**record["config"], "seed": record["seed"], "versions": record.get("versions", {})}
-    except FileNotFoundError:
-        raise FileNotFoundError(f"config file {sidecar} does not exist") from None
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{sidecar} is not a fastvmt run sidecar ({exc})") from None
     for key in ("reference", "model_dir"):
         if isinstance(options.get(key), str):

@@ -28,6 +28,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from fastvmt.json_input import read_json
+
 __all__ = [
     "CONFIG_FILE",
     "DIT_INDEX",
@@ -96,8 +98,8 @@ def _prefer_safetensors(path: Path) -> Path:
 def _shard_names(index: Path) -> list[str]:
     """The shard file names an index lists: plain names inside its directory (never a path that leaves it)."""
     try:
-        weight_map = json.loads(index.read_text())["weight_map"]
-    except (ValueError, KeyError, TypeError) as exc:
+        weight_map = read_json(index, "safetensors index")["weight_map"]
+    except (KeyError, TypeError) as exc:
         raise ValueError(f"{index} is not a valid safetensors index (needs a 'weight_map'): {exc}") from exc
     if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
         raise ValueError(f"{index}: 'weight_map' must map tensor names to shard file names")
@@ -170,10 +172,7 @@ def read_config(path: Path | None) -> dict[str, Any]:
     """The JSON object in ``path`` (``{}`` for ``None``)."""
     if path is None:
         return {}
-    try:
-        config = json.loads(path.read_text())
-    except ValueError as exc:
-        raise ValueError(f"{path} is not valid JSON: {exc}") from exc
+    config = read_json(path, "checkpoint config")
     if not isinstance(config, dict):
         raise ValueError(f"{path} must hold a JSON object, got {type(config).__name__}")
     return config

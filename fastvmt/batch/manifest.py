@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fastvmt.json_input import parse_json, read_json_text
 from fastvmt.transfer_run import TransferJob
 
 __all__ = ["FIELDS", "Job", "ManifestError", "RESERVED_IDS", "job_id", "read_manifest"]
@@ -119,13 +120,13 @@ def read_manifest(path: str | Path, check: Callable[[Job], None] | None = None) 
     problems: list[str] = []
     jobs: list[Job] = []
     lines_of_id: dict[str, int] = {}
-    for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, text in enumerate(read_json_text(path, "manifest").splitlines(), start=1):
         if not text.strip():
             continue
         try:
-            entry = json.loads(text)
-        except json.JSONDecodeError as exc:
-            problems.append(f"line {number}: not valid JSON ({exc.msg} at column {exc.colno})")
+            entry = parse_json(text, f"line {number}")
+        except ValueError as exc:
+            problems.append(str(exc))
             continue
         found = _entry_problems(entry)
         if found:

@@ -6,7 +6,6 @@ finished job; a failed one leaves ``DIR/<id>/error.json`` with the message and t
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import traceback
@@ -14,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from fastvmt.json_input import read_json
 from fastvmt.outputs import write_json
 from fastvmt.transfer_run import sidecar_path
 
@@ -51,7 +51,8 @@ class JobPaths:
 
     def recorded_metrics(self) -> dict[str, Any]:
         """The metrics a finished job's sidecar holds (empty when it has none)."""
-        return json.loads(self.sidecar.read_text()).get("metrics", {})
+        record = read_json(self.sidecar, "job sidecar")
+        return record.get("metrics", {}) if isinstance(record, dict) else {}
 
 
 @dataclass(frozen=True)

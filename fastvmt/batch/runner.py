@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -45,10 +44,8 @@ def load_jobs(manifest: str | Path, settings: BatchSettings) -> list[Job]:
 def _skipped(paths: JobPaths) -> JobOutcome:
     try:
         metrics = paths.recorded_metrics()
-    except json.JSONDecodeError as error:
-        raise ValueError(
-            f"{paths.sidecar} is not valid JSON ({error}); delete it to run job {paths.job_id} again"
-        ) from None
+    except ValueError as error:
+        raise ValueError(f"{error}; delete it to run job {paths.job_id} again") from None
     return JobOutcome(paths.job_id, "skipped", metrics=metrics)
 
 

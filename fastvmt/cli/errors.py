@@ -4,11 +4,12 @@ nothing else is swallowed."""
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import typer
+
+from fastvmt.json_input import NotJSONError, parse_json
 
 __all__ = ["EXIT_NON_FINITE", "EXIT_USER_ERROR", "USER_ERRORS", "check_choice", "parse_overrides", "user_errors"]
 
@@ -58,8 +59,8 @@ def parse_overrides(pairs: list[str], *, option: str = "--set", example: str = "
         if not sep or not key.strip():
             raise ValueError(f"{option} takes KEY=VALUE (e.g. {example}), got {pair!r}")
         try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
+            value = parse_json(raw, f"the value of {option} {key.strip()}")
+        except NotJSONError:
             value = raw
         overrides[key.strip()] = tuple(value) if isinstance(value, list) else value
     return overrides

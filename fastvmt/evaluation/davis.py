@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from fastvmt.geometry import frame_count_at_most
+from fastvmt.json_input import read_json
 
 __all__ = ["DITFLOW_FRAMES", "FRAMES_FOLDER", "PROMPTS_PER_CLIP", "DavisManifest", "check_protocol_frames",
            "davis_manifest", "read_captions", "write_manifest"]
@@ -62,10 +63,7 @@ def read_captions(path: str | Path) -> dict[str, list[str]]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"captions file {str(path)!r} does not exist")
-    try:
-        captions = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ValueError(f"captions file {str(path)!r} is not JSON ({error})") from None
+    captions = read_json(path, "captions file")
     if not isinstance(captions, dict) or not captions:
         raise ValueError(f"captions file {str(path)!r} must be a JSON object {{\"clip\": [three prompts], ...}}")
     bad = [clip for clip, prompts in captions.items()

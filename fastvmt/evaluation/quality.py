@@ -29,6 +29,7 @@ from statistics import fmean
 from typing import Any
 
 from fastvmt.batch.results import JobPaths
+from fastvmt.json_input import read_json
 
 __all__ = ["METRICS", "TABLE1", "TABLE2", "JobQuality", "Metric", "QualityScorer", "RunJob", "StrategyQuality",
            "find_run_jobs", "strategy_label", "strategy_labels",
@@ -123,7 +124,7 @@ def find_run_jobs(run_dir: str | Path) -> tuple[list[RunJob], dict[str, str]]:
             continue
         try:
             options = replay_options(paths.sidecar)
-            record = json.loads(paths.sidecar.read_text())
+            record = read_json(paths.sidecar, "job sidecar")
             if not isinstance(options.get("strategy"), Mapping):
                 raise ValueError(f"{paths.sidecar}: no recorded strategy")
             if not Path(options["reference"]).exists():

@@ -9,7 +9,6 @@ run's folder is removed.
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import time
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fastvmt.json_input import read_json
 from fastvmt.outputs import write_atomically
 from fastvmt.transfer_run import sidecar_path
 
@@ -66,7 +66,7 @@ class RunFiles:
 
     def record(self) -> dict[str, Any]:
         """The run's sidecar: its report and configuration."""
-        return json.loads(self.sidecar.read_text())
+        return read_json(self.sidecar, "run sidecar")
 
 
 class RunFolder:

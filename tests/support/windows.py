@@ -1,6 +1,5 @@
 """Comparing window corners computed by different code paths."""
 
-import torch
 
 #: How close (in tokens) a float64 coarse centre must be to a rounding boundary for summation order to matter.
 ROUNDING_MARGIN = 1e-9
