@@ -297,6 +297,14 @@ class Backbone(ABC):
 
     @abstractmethod
     def features(
-        self, latents: Float[Tensor, "1 c f h8 w8"], timestep: float, context: Tensor, *, block: int
+        self,
+        latents: Float[Tensor, "1 c f h8 w8"],
+        timestep: float,
+        context: Tensor,
+        *,
+        block: int,
+        checkpointing: bool = False,
     ) -> AttentionFeatures:
-        """Q and K of ``block``'s self-attention; the forward stops there. Differentiable w.r.t. ``latents``."""
+        """Q and K of ``block``'s self-attention; the forward stops there. Differentiable w.r.t. ``latents``;
+        ``checkpointing``: recompute the blocks before ``block`` in the backward instead of keeping their
+        activations (same gradients; a backbone without such blocks ignores it)."""

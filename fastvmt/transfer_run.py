@@ -72,12 +72,6 @@ def _path(name: str, value: Any) -> Any:
     raise ValueError(f"{name} must be a path, got {value!r}")
 
 
-def _flag(name: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError(f"{name} must be true or false, got {value!r}")
-    return value
-
-
 def _mapping(name: str, value: Any) -> Mapping[str, Any]:
     if not isinstance(value, Mapping) or not all(isinstance(key, str) for key in value):
         raise ValueError(f"{name} must be an object of strategy fields, e.g. {{\"extractor.window\": 11}}, got "
@@ -96,7 +90,7 @@ def _setting_rules() -> dict[str, Any]:
     from fastvmt.generation.sampling import check_num_steps, check_seed
     from fastvmt.io.checks import check_num_frames, check_size
     from fastvmt.strategies.spec import Strategy, check_field
-    from fastvmt.values import check_int
+    from fastvmt.values import check_flag, check_int
 
     def strategy_field(name: str) -> Any:
         return lambda value: None if value is None else check_field(name, value)
@@ -116,11 +110,12 @@ def _setting_rules() -> dict[str, Any]:
         "backend": lambda value: _text("backend", value),
         "denoising_strength": strategy_field("denoising_strength"),
         "cfg_scale": strategy_field("cfg_scale"),
+        "guidance_checkpointing": strategy_field("guidance_checkpointing"),
         "negative_prompt": lambda value: _text("negative_prompt", value, optional=True),
         "dtype": lambda value: _choice("dtype", value, DTYPES),
         "device": lambda value: _text("device", value, optional=True),
-        "offload": lambda value: _flag("offload", value),
-        "progress": lambda value: _flag("progress", value),
+        "offload": lambda value: check_flag("offload", value),
+        "progress": lambda value: check_flag("progress", value),
     }
 
 
@@ -163,7 +158,8 @@ class TransferSettings:
     ``strategy`` is a preset name or a strategy's ``to_dict()`` (a replayed sidecar's), with ``overrides``
     applied; ``seed`` is the seed of jobs without one; ``backend`` ``"auto"`` lets each op choose.
     ``denoising_strength`` and ``cfg_scale`` default to the strategy's, ``negative_prompt`` to Wan's.
-    ``offload`` keeps the weights in CPU memory between uses (low-VRAM GPUs).
+    ``offload`` keeps the weights in CPU memory between uses (low-VRAM GPUs). ``guidance_checkpointing``, when
+    given, replaces the strategy's (after the overrides).
     """
 
     model_dir: str | Path
@@ -181,6 +177,7 @@ class TransferSettings:
     dtype: str = "bfloat16"
     device: str | None = None
     offload: bool = False
+    guidance_checkpointing: bool | None = None
     progress: bool = False
 
     @classmethod
@@ -219,6 +216,8 @@ class TransferSettings:
         base = job.strategy or self.strategy
         strategy = resolve_strategy(Strategy.from_dict(base) if isinstance(base, Mapping) else base,
                                     {**self.overrides, **job.overrides})
+        if self.guidance_checkpointing is not None:
+            strategy = strategy.override(guidance_checkpointing=self.guidance_checkpointing)
         build_components(strategy)
         strategy.check_block(_dit_blocks(self.model_dir))
         return strategy

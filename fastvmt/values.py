@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import numbers
 
-__all__ = ["check_int", "check_real"]
+__all__ = ["check_flag", "check_int", "check_real"]
 
 
 def _number(value: float | int) -> str:
@@ -52,3 +52,10 @@ def check_int(name: str, value: object, *, low: int | None = None, high: int | N
     if (low is not None and value < low) or (high is not None and value > high):
         raise ValueError(f"{name} must be an integer {_bounds(low, high, False, False)}, got {value!r}")
     return int(value)
+
+
+def check_flag(name: str, value: object) -> bool:
+    """``value`` if it is a bool (JSON ``true``/``false``), not a number or a string."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value

@@ -23,6 +23,7 @@ from typing import Any
 __all__ = [
     "DiTConfig",
     "RELEASED_DITS",
+    "RELEASED_TEXT_ENCODER",
     "TextEncoderConfig",
     "VAEConfig",
     "WAN_HEAD_DIM",
@@ -126,6 +127,13 @@ class TextEncoderConfig:
     num_layers: int
     num_buckets: int = 32
     shared_pos: bool = False
+
+
+#: The umT5-XXL encoder Wan2.1 ships (``models_t5_umt5-xxl-enc-bf16.pth``, 5.68 billion parameters); the released
+#: VAE is ``VAEConfig()``'s defaults.
+RELEASED_TEXT_ENCODER = TextEncoderConfig(
+    vocab=256384, dim=4096, dim_attn=4096, dim_ffn=10240, num_heads=64, num_layers=24
+)
 
 
 @dataclass(frozen=True)

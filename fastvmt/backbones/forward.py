@@ -12,6 +12,7 @@ Timestep convention (flow matching): ``timestep = sigma * 1000``, sigma in [0, 1
 from __future__ import annotations
 
 import torch
+from diffsynth.core.gradient import gradient_checkpoint_forward
 from diffsynth.models.wan_video_dit import WanModel, sinusoidal_embedding_1d
 from einops import rearrange
 from jaxtyping import Float
@@ -42,8 +43,15 @@ def dit_forward(
     latents: Float[Tensor, "1 c f h8 w8"],
     timestep: Float[Tensor, "1"],
     context: Float[Tensor, "b l ct"],
+    *,
+    checkpointed_blocks: int = 0,
 ) -> Float[Tensor, "b c f h8 w8"]:
-    """Velocity for each of the ``b`` contexts (the latent is shared): one batched forward."""
+    """Velocity for each of the ``b`` contexts (the latent is shared): one batched forward.
+
+    Blocks ``0..checkpointed_blocks-1`` run under activation checkpointing when gradients are enabled
+    (diffsynth's ``gradient_checkpoint_forward``, non-reentrant): autograd keeps only each block's inputs and
+    recomputes the block in the backward. The values and gradients are those without it.
+    """
     t = dit.time_embedding(sinusoidal_embedding_1d(dit.freq_dim, timestep.float()).to(latents.dtype))
     t_mod = dit.time_projection(t).unflatten(1, (6, dit.dim))
     context = dit.text_embedding(context)
@@ -52,8 +60,10 @@ def dit_forward(
     x = rearrange(x, "b c f h w -> b (f h w) c").contiguous()
     x = x.expand(context.shape[0], -1, -1)
     freqs = rope_frequencies(dit, frames, height, width, x.device)
-    for block in dit.blocks:
-        x = block(x, context, t_mod, freqs)
+    checkpointing = torch.is_grad_enabled()  # without a graph there is nothing to recompute
+    for index, block in enumerate(dit.blocks):
+        checkpointed = checkpointing and index < checkpointed_blocks
+        x = gradient_checkpoint_forward(block, checkpointed, False, x, context, t_mod, freqs)
     x = dit.head(x, t)
     return dit.unpatchify(x, (frames, height, width))
 
@@ -64,12 +74,19 @@ def capture_qk(
     timestep: Float[Tensor, "1"],
     context: Float[Tensor, "1 l ct"],
     block: int,
+    *,
+    checkpointing: bool = False,
 ) -> tuple[Float[Tensor, "1 s hd"], Float[Tensor, "1 s hd"]]:
     """``block``'s self-attention q and k as its attention call receives them (after q/k RMSNorm and RoPE).
 
     A forward pre-hook on ``dit.blocks[block].self_attn.attn`` records them and raises, so the forward stops
     there: blocks after ``block``, the attention itself and the head never run. The autograd graph from the
     latents to q and k is intact.
+
+    ``checkpointing``: blocks ``0..block-1`` run checkpointed (:func:`dit_forward`), so the backward recomputes
+    them from their inputs instead of autograd keeping their activations. Block ``block`` itself runs as usual:
+    its recomputation would meet the raising hook again, and its part that runs (modulation, norm, q/k
+    projections, RMSNorm, RoPE) keeps little next to a whole block.
     """
     captured: dict[str, Tensor] = {}
 
@@ -82,7 +99,7 @@ def capture_qk(
 
     handle = dit.blocks[block].self_attn.attn.register_forward_pre_hook(hook, with_kwargs=True)
     try:
-        dit_forward(dit, latents, timestep, context)
+        dit_forward(dit, latents, timestep, context, checkpointed_blocks=block if checkpointing else 0)
     except _StopForward:
         pass
     finally:

@@ -99,9 +99,16 @@ class PatchBackbone(Backbone):
         return torch.zeros_like(latents)
 
     def features(
-        self, latents: Float[Tensor, "1 12 f h8 w8"], timestep: float, context: Tensor, *, block: int
+        self,
+        latents: Float[Tensor, "1 12 f h8 w8"],
+        timestep: float,
+        context: Tensor,
+        *,
+        block: int,
+        checkpointing: bool = False,
     ) -> AttentionFeatures:
-        """Q = K = :func:`~fastvmt.patch_features.patch_descriptors` of the latent, ``(F, H, W, 1, 48)``."""
+        """Q = K = :func:`~fastvmt.patch_features.patch_descriptors` of the latent, ``(F, H, W, 1, 48)``
+        (no blocks, so ``checkpointing`` has nothing to recompute)."""
         if not 0 <= block < self.num_blocks:
             raise ValueError(f"block must be in 0..{self.num_blocks - 1}, got {block}")
         self.feature_calls += 1

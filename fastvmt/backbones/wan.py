@@ -338,10 +338,12 @@ class WanBackbone(Backbone):
         context: Float[Tensor, "1 l d"],
         *,
         block: int,
+        checkpointing: bool = False,
     ) -> AttentionFeatures:
         """Self-attention q and k of ``block`` per head, ``(F, H, W, heads, head_dim)``, after q/k RMSNorm and
         3D RoPE. The forward stops there (blocks ``0..block-1`` and ``block``'s projections run); the result
-        is differentiable w.r.t. ``latents``."""
+        is differentiable w.r.t. ``latents``. ``checkpointing``: blocks ``0..block-1`` are recomputed in the
+        backward instead of keeping their activations (:func:`~fastvmt.backbones.forward.capture_qk`)."""
         from fastvmt.backbones.forward import capture_qk
 
         if isinstance(block, bool) or not isinstance(block, int) or not 0 <= block < self.num_blocks:
@@ -350,6 +352,9 @@ class WanBackbone(Backbone):
         context = self._context(context, "context")
         t = self._timestep(timestep)
         self._use(self.dit)
-        q, k = capture_qk(self.dit, latents.to(device=self._device, dtype=self._dtype), t, context, block)
+        if not isinstance(checkpointing, bool):
+            raise ValueError(f"checkpointing must be True or False, got {checkpointing!r}")
+        q, k = capture_qk(self.dit, latents.to(device=self._device, dtype=self._dtype), t, context, block,
+                          checkpointing=checkpointing)
         shape = (f, h, w, self.heads, self.head_dim)
         return AttentionFeatures(q=q.reshape(shape), k=k.reshape(shape))

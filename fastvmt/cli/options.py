@@ -72,6 +72,11 @@ _SHARED: dict[str, Any] = {
     "offload": Annotated[Optional[bool], typer.Option(
         "--offload/--no-offload", help=f"Offload model weights to the CPU between uses (low-VRAM GPUs). "
                                        f"{_shown('offload')}")],
+    "guidance_checkpointing": Annotated[Optional[bool], typer.Option(
+        "--guidance-checkpointing/--no-guidance-checkpointing",
+        help="Recompute the guidance forward's blocks in the backward instead of keeping their activations: less "
+             "GPU memory, one more forward of those blocks per gradient, the same result. (default: the "
+             "strategy's)")],
 }
 
 

@@ -197,7 +197,7 @@ class MotionTransferPipeline:
             x = run.start.to(device, dtype)
         else:
             x = add_noise(reference_latents, start_noise, schedule.sigmas[0])
-        start, reader = x, BackboneReader(backbone, strategy.block, counts)
+        start, reader = x, BackboneReader(backbone, strategy.block, counts, strategy.guidance_checkpointing)
         num_steps = len(schedule)
         guided_steps = [k for k in range(num_steps) if components and components.scheduler.is_guided(k, num_steps)]
         reference: tuple[Motion, Any] | None = None

@@ -22,16 +22,18 @@ def velocity_passes(cfg_scale: float) -> int:
 
 @dataclass(frozen=True)
 class BackboneReader:
-    """Reads attention features (of ``block``) and velocities from ``backbone``, adding the blocks run to
-    ``counts.blocks_forward``."""
+    """Reads attention features (of ``block``; with activation checkpointing when ``checkpointing``) and velocities
+    from ``backbone``, adding the blocks run to ``counts.blocks_forward``."""
 
     backbone: Backbone
     block: int
     counts: RunCounts
+    checkpointing: bool = False
 
     def features(self, latents: Float[Tensor, "1 c f h w"], timestep: float, context: Tensor) -> AttentionFeatures:
         """Q/K of the block, with the graph to ``latents`` when gradients are enabled (``block + 1`` blocks)."""
-        features = self.backbone.features(latents.to(self.backbone.dtype), timestep, context, block=self.block)
+        features = self.backbone.features(latents.to(self.backbone.dtype), timestep, context, block=self.block,
+                                          checkpointing=self.checkpointing)
         self.counts.blocks_forward += self.block + 1
         return features
 

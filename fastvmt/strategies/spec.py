@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
-from fastvmt.values import check_int, check_real
+from fastvmt.values import check_flag, check_int, check_real
 
 __all__ = ["CFG_SCALE_RANGE", "MAX_LEARNING_RATE", "STRENGTH_SEMANTICS", "Component", "Strategy", "check_field"]
 
@@ -108,6 +108,7 @@ _FIELD_RULES: dict[str, Callable[[str, Any], Any]] = {
     "strength_semantics": _choice(*STRENGTH_SEMANTICS),
     "shift": lambda name, value: check_real(name, value, low=0.0, low_open=True),
     "cfg_scale": lambda name, value: check_real(name, value, low=CFG_SCALE_RANGE[0], high=CFG_SCALE_RANGE[1]),
+    "guidance_checkpointing": check_flag,
 }
 
 
@@ -148,6 +149,10 @@ class Strategy:
         strength_semantics: ``"diffsynth"`` runs every step from the strength down; ``"truncate"`` runs only the
             full schedule's steps from the strength down (about ``strength * num_steps``; ``STRENGTH_SEMANTICS``).
             Defaults to ``"diffsynth"``, what runs recorded before the field existed used.
+        guidance_checkpointing: run the guidance forward's blocks before the captured one with activation
+            checkpointing (docs/algorithm.md#memory): the backward recomputes them, so a guided step keeps about
+            one activation per block instead of a block's worth, for one more forward of those blocks per
+            gradient. Same gradients up to float rounding. Off by default (and in the presets).
         shift: flow-matching timestep shift.
         cfg_scale: classifier-free guidance scale of the denoising velocity.
     """
@@ -167,6 +172,7 @@ class Strategy:
     shift: float
     cfg_scale: float
     strength_semantics: Literal["diffsynth", "truncate"] = "diffsynth"
+    guidance_checkpointing: bool = False
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
