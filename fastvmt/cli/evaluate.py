@@ -105,8 +105,17 @@ def cost(
     ),
     tflops: float = typer.Option(790.0, help="Sustained TFLOP/s for the time floor (H100 bf16: 790)."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+    memory: bool = typer.Option(
+        False, "--memory", help="Print the GPU memory model instead: peak GiB per strategy and option (checkpointing, "
+        "offloaded text encoder, merged CFG) and the smallest common GPU it fits (this package's runs only)."
+    ),
+    check_activations: bool = typer.Option(
+        False, "--check-activations", help="With --memory: also count the guidance activations with torch on the "
+        "meta device (diffsynth's real blocks, no memory) and print the model's error."
+    ),
 ) -> None:
-    """FLOPs of a whole guided generation per strategy, by phase, with ratios and an H100 time floor."""
+    """FLOPs of a whole guided generation per strategy, by phase, with ratios and an H100 time floor (or, with
+    --memory, its peak GPU memory)."""
     from fastvmt.costmodel import PHASES, RECIPES, Sampling, run_cost
     from fastvmt.strategies.spec import check_field
     from fastvmt.geometry import frame_count_at_least, token_grid
@@ -121,6 +130,11 @@ def cost(
     missing = [name for name in names if name not in RECIPES]
     if missing:
         raise ValueError(f"unknown strategy {missing[0]!r}; available: {', '.join(RECIPES)}")
+    if check_activations and not memory:
+        raise ValueError("--check-activations goes with --memory")
+    if memory:
+        _memory(backbone, frames, height, width, names, as_json, check_activations)
+        return
     sampling = Sampling(num_steps=steps)
     recipes = {name: RECIPES[name] for name in names}
     if strength_semantics is not None:
@@ -151,6 +165,27 @@ def cost(
         typer.echo(json.dumps({"tflops": tflops, "rows": rows}))
         return
     _print_cost_tables(rows, PHASES, baseline, tflops, recipes)
+
+
+def _memory(backbones: list[str], frames: list[int], height: int, width: int, names: list[str], as_json: bool,
+            check_activations: bool) -> None:
+    """The memory model's table for the strategies run here (early exit; other recipes are left out)."""
+    from fastvmt.cli.memory_table import activation_check_rows, memory_rows, print_memory
+    from fastvmt.costmodel import RECIPES
+    from fastvmt.geometry import frame_count_at_least, token_grid
+
+    recipes = {name: RECIPES[name] for name in names if RECIPES[name].guidance_forward == "early_exit"}
+    if not recipes:
+        covered = [name for name, recipe in RECIPES.items() if recipe.guidance_forward == "early_exit"]
+        raise ValueError(f"the memory model covers this package's runs ({', '.join(covered)}), not {', '.join(names)}")
+    rows, checks = [], []
+    for size in backbones:
+        for asked in frames:
+            grid = token_grid(frame_count_at_least(asked), height, width)
+            rows += memory_rows(size, grid, recipes)
+            if check_activations:
+                checks += activation_check_rows(size, grid, next(iter(recipes.values())).strategy.block)
+    print_memory(rows, checks, as_json)
 
 
 def _pflop(flops: int | float) -> str:
