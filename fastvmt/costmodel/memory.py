@@ -180,7 +180,9 @@ def amf_bytes(extractor: object, config: DiTConfig, grid: TokenGrid) -> int:
     """The AMF op's tensors in a guided gradient on the torch backend (float32): q/k copies at the extractor's
     width, the output positions, the probabilities when they fit ``SAVE_BYTES``, one chunk of temporaries."""
     if not isinstance(extractor, (DenseAMFExtractor, WindowedAMFExtractor)):
-        raise ValueError(f"the memory model counts the dense and windowed AMF extractors, not {type(extractor).__name__}")
+        raise ValueError(
+            f"the memory model counts the dense and windowed AMF extractors, not {type(extractor).__name__}"
+        )
     s = grid.tokens_per_frame
     width = config.head_dim if extractor.heads == "mean_qk" else config.dim
     pairs = len(frame_pairs(grid.frames, extractor.sf, extractor.pairs))
