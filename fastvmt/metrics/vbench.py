@@ -1,11 +1,12 @@
 """VBench's video quality dimensions (the FastVMT paper's Table 2) from local weights.
 
 The definitions follow VBench 0.1.5 (``pip download vbench``: ``vbench/subject_consistency.py``,
-``background_consistency.py``, ``aesthetic_quality.py``, ``utils.py``); this is a re-implementation, not VBench's
-code, because VBench loads its models with the ``clip`` package (OpenAI JIT archives) and ``torch.hub`` (the DINO
-repository's code) and downloads missing weights at run time. Here the same published models are read, in
-Hugging Face ``transformers`` format, from a directory laid out like VBench's cache (:data:`LAYOUT`); nothing is
-downloaded. Every frame of the video is used, as VBench's ``load_video`` does.
+``background_consistency.py``, ``aesthetic_quality.py``, ``motion_smoothness.py``, ``utils.py``); this is a
+re-implementation, not VBench's code, because VBench loads its models with the ``clip`` package (OpenAI JIT
+archives) and ``torch.hub`` (the DINO repository's code), downloads missing weights at run time, and pins
+``transformers==4.33.2`` and ``numpy<2``. Here the same published models are read, in Hugging Face
+``transformers`` format (AMT-S: its released ``.pth``), from a directory laid out like VBench's cache
+(:data:`LAYOUT`); nothing is downloaded. Every frame of the video is used, as VBench's ``load_video`` does.
 
 - ``subject_consistency``: DINO ViT-B/16's class token of each frame (frames resized, shorter side to the model's
   image size, 224, bilinear, no crop, ImageNet normalisation); per frame ``t >= 1`` the mean of
@@ -14,11 +15,13 @@ downloaded. Every frame of the video is used, as VBench's ``load_video`` does.
   224, centre-cropped to 224, CLIP normalisation).
 - ``aesthetic_quality``: CLIP ViT-L/14 image embeddings (same transform), unit length, through the LAION aesthetic
   predictor's linear head, divided by 10; the mean over frames.
-- ``motion_smoothness`` (AMT frame interpolation) is not implemented: it needs AMT's network code, which neither
-  fastvmt nor its dependencies have.
+- ``motion_smoothness``: AMT-S (:mod:`fastvmt.metrics.amt`) predicts each odd frame from its even neighbours;
+  ``(255 - mean absolute error) / 255`` (:mod:`fastvmt.metrics.motion_smoothness`). Videos under 3 frames, or
+  with frames too small for AMT-S's correlation pyramid, cannot have it (:meth:`VBenchScorer.unscorable`).
 
-VBench averages the consistency dimensions over all frames of all videos; :mod:`fastvmt.evaluation.quality` gives
-each job its video's score and averages jobs (the same for videos of one length).
+VBench averages the consistency dimensions over all frames of all videos, motion smoothness over videos;
+:mod:`fastvmt.evaluation.quality` gives each job its video's score and averages jobs (the same for videos of one
+length).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ __all__ = ["DIMENSIONS", "LAYOUT", "VBENCH_VERSION", "VBenchScorer", "consistenc
 #: The VBench release whose definitions these follow.
 VBENCH_VERSION = "0.1.5"
 #: The dimensions implemented, in the paper's Table 2 order.
-DIMENSIONS = ("subject_consistency", "background_consistency", "aesthetic_quality")
+DIMENSIONS = ("subject_consistency", "background_consistency", "aesthetic_quality", "motion_smoothness")
 #: What to place under the VBench directory: path -> what it is (the published model it holds).
 LAYOUT = {
     "dino_model/dino-vitb16": "DINO ViT-B/16 in transformers format (facebook/dino-vitb16: config.json, weights)",
@@ -43,11 +46,14 @@ LAYOUT = {
     "clip_model/clip-vit-large-patch14": "CLIP ViT-L/14 in transformers format (openai/clip-vit-large-patch14)",
     "aesthetic_model/emb_reader/sa_0_4_vit_l_14_linear.pth":
         "the LAION aesthetic predictor's linear head (LAION-AI/aesthetic-predictor, a state dict of nn.Linear(768, 1))",
+    "amt_model/amt-s.pth": "AMT-S's released checkpoint (amt-s.pth, the file VBench downloads from the "
+                           "lalala125/AMT Hugging Face repository)",
 }
 _NEEDS = {
     "subject_consistency": ("dino_model/dino-vitb16",),
     "background_consistency": ("clip_model/clip-vit-base-patch32",),
     "aesthetic_quality": ("clip_model/clip-vit-large-patch14", "aesthetic_model/emb_reader/sa_0_4_vit_l_14_linear.pth"),
+    "motion_smoothness": ("amt_model/amt-s.pth",),
 }
 _IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 _CLIP = ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711))
@@ -125,6 +131,7 @@ class _Models:
     clip_b: Any = None
     clip_l: Any = None
     aesthetic: Any = None
+    amt: Any = None
 
 
 class VBenchScorer:
@@ -180,6 +187,10 @@ class VBenchScorer:
         if "aesthetic_quality" in self.dimensions:
             models["clip_l"] = load(CLIPModel, "clip_model/clip-vit-large-patch14")
             models["aesthetic"] = self._aesthetic_head(models["clip_l"].config.projection_dim)
+        if "motion_smoothness" in self.dimensions:
+            from fastvmt.metrics.amt import load_amt_s
+
+            models["amt"] = load_amt_s(self.root / _NEEDS["motion_smoothness"][0], self.device)
         return _Models(**models)
 
     def _aesthetic_head(self, width: int) -> Any:
@@ -244,6 +255,34 @@ class VBenchScorer:
             scores = self._models.aesthetic(features.to(self.device)).squeeze(-1).float()
         return float((scores / 10).mean())
 
+    def motion_smoothness(self, video: Any) -> float:
+        """AMT-S's motion smoothness (:func:`~fastvmt.metrics.motion_smoothness.motion_smoothness`), one frame pair
+        at a time as VBench runs it."""
+        from fastvmt.metrics.amt import AmtInterpolator
+        from fastvmt.metrics.motion_smoothness import motion_smoothness
+
+        if self._models.amt is None:
+            raise ValueError("this scorer was not given motion_smoothness")
+        return motion_smoothness(video, AmtInterpolator(self._models.amt))
+
+    def unscorable(self, video: Any) -> dict[str, str]:
+        """This scorer's dimensions that ``video`` cannot have, each with why, checked before any model runs:
+        motion smoothness needs an odd frame between two even ones and frames AMT-S can correlate
+        (:func:`~fastvmt.metrics.amt.check_frame_size`)."""
+        from fastvmt.metrics.amt import check_frame_size
+        from fastvmt.metrics.motion_smoothness import check_frame_count
+
+        if "motion_smoothness" not in self.dimensions:
+            return {}
+        frames = as_uint8_video(video)
+        try:
+            check_frame_count(len(frames))
+            check_frame_size(*frames.shape[1:3])
+        except ValueError as error:
+            return {"motion_smoothness": str(error)}
+        return {}
+
     def score(self, video: Any) -> dict[str, float]:
-        """Every dimension this scorer was given, by name."""
-        return {name: getattr(self, name)(video) for name in self.dimensions}
+        """Every dimension this scorer was given that ``video`` can have (:meth:`unscorable`), by name."""
+        skipped = self.unscorable(video)
+        return {name: getattr(self, name)(video) for name in self.dimensions if name not in skipped}
