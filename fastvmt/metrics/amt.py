@@ -199,7 +199,7 @@ class _CorrelationUpdate(nn.Module):
     """Residual flows and middle feature from the correlation looked up along the current flows, at 1/8
     resolution (a level at 1/4 or 1/2 is pooled down by ``scale`` and its outputs scaled back up)."""
 
-    def __init__(self, feature_channels: int, scale: int | None):
+    def __init__(self, feature_channels: int, scale: float | None):
         super().__init__()
         self.scale = scale
         hidden, lookups = 76, 2 * _CORRELATION_LEVELS * (2 * _CORRELATION_RADIUS + 1) ** 2
@@ -287,8 +287,8 @@ class AMTS(nn.Module):
         self.decoder2 = _Decoder(c2, c1)
         self.decoder1 = _MultiFlowDecoder(c1, _FLOWS)
         self.update4 = _CorrelationUpdate(c3, None)
-        self.update3 = _CorrelationUpdate(c2, 2)
-        self.update2 = _CorrelationUpdate(c1, 4)
+        self.update3 = _CorrelationUpdate(c2, 2.0)
+        self.update2 = _CorrelationUpdate(c1, 4.0)
         self.comb_block = nn.Sequential(nn.Conv2d(3 * _FLOWS, 6 * _FLOWS, 3, 1, 1), nn.PReLU(6 * _FLOWS),
                                         nn.Conv2d(6 * _FLOWS, 3, 3, 1, 1))
 

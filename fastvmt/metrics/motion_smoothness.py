@@ -50,7 +50,7 @@ def motion_smoothness(video: Any, interpolate: Interpolator, pairs_per_call: int
     targets = frames[1::2][: len(kept) - 1]
     errors = []
     for start in range(0, len(targets), pairs_per_call):
-        stop = start + pairs_per_call
+        stop = min(start + pairs_per_call, len(targets))
         before, after = kept[start:stop].float() / 255.0, kept[start + 1 : stop + 1].float() / 255.0
         predicted = interpolate(before, after).float().cpu()
         if predicted.shape != before.shape:

@@ -173,19 +173,21 @@ class VBenchScorer:
         self._models = self._load()
 
     def _load(self) -> _Models:
-        from transformers import CLIPModel, ViTModel
+        def load(class_name: str, entry: str, **kwargs: Any) -> Any:
+            import transformers  # only for the dimensions on transformers models: importing it takes seconds
 
-        def load(cls: Any, entry: str, **kwargs: Any) -> Any:
             _check_model_type(self.root, entry)
-            return cls.from_pretrained(self.root / entry, local_files_only=True, **kwargs).to(self.device).eval()
+            model = getattr(transformers, class_name).from_pretrained(self.root / entry, local_files_only=True,
+                                                                      **kwargs)
+            return model.to(self.device).eval()
 
         models: dict[str, Any] = {}
         if "subject_consistency" in self.dimensions:
-            models["dino"] = load(ViTModel, "dino_model/dino-vitb16", add_pooling_layer=False)
+            models["dino"] = load("ViTModel", "dino_model/dino-vitb16", add_pooling_layer=False)
         if "background_consistency" in self.dimensions:
-            models["clip_b"] = load(CLIPModel, "clip_model/clip-vit-base-patch32")
+            models["clip_b"] = load("CLIPModel", "clip_model/clip-vit-base-patch32")
         if "aesthetic_quality" in self.dimensions:
-            models["clip_l"] = load(CLIPModel, "clip_model/clip-vit-large-patch14")
+            models["clip_l"] = load("CLIPModel", "clip_model/clip-vit-large-patch14")
             models["aesthetic"] = self._aesthetic_head(models["clip_l"].config.projection_dim)
         if "motion_smoothness" in self.dimensions:
             from fastvmt.metrics.amt import load_amt_s
