@@ -10,6 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from fastvmt.cli import app
+from fastvmt.io import write_video
 from fastvmt.metrics.vbench import DIMENSIONS, LAYOUT, VBenchScorer, consistency
 from tests.support.batch_inputs import clips  # noqa: F401  (fixture)
 from tests.support.tiny_vbench import tiny_vbench  # noqa: F401  (fixture)
@@ -106,12 +107,20 @@ def test_missing_weights_are_named_with_what_to_place(tmp_path, tiny_vbench):
 
 
 def test_eval_adds_the_vbench_dimensions(tmp_path, clips, tiny_vbench):
-    video = clips / "pan_right.mp4"
+    video = clips / "pan_right.mp4"  # 48x64: too small for AMT-S, motion smoothness is not scored and says why
     result = CliRunner().invoke(app, ["eval", str(video), str(video), "--grid", "5", "--vbench-dir",
                                       str(tiny_vbench), "--json"])
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
     assert all(0 <= record[name] <= 1 for name in DIMENSIONS[:2]) and np.isfinite(record["aesthetic_quality"])
+    assert record["motion_smoothness"] is None and "113 pixels" in record["not_scored"]["motion_smoothness"]
+    large = tmp_path / "large.mp4"
+    write_video(large, moving_square(frames=5, height=128, width=128), fps=8)
+    result = CliRunner().invoke(app, ["eval", str(large), str(large), "--grid", "5", "--vbench-dir",
+                                      str(tiny_vbench)])
+    assert result.exit_code == 0, result.output
+    smoothness = [line for line in result.output.splitlines() if line.startswith("motion smoothness (generated)")]
+    assert len(smoothness) == 1 and 0 <= float(smoothness[0].split(": ")[1]) <= 1, result.output
     (tmp_path / "empty").mkdir()
     result = CliRunner().invoke(app, ["eval", str(video), str(video), "--vbench-dir", str(tmp_path / "empty")])
     lines = result.output.strip().splitlines()

@@ -35,8 +35,8 @@ def evaluate(
     ),
     prompt: Optional[str] = typer.Option(None, help="Text prompt for the CLIP text similarity (needs --clip-model)."),
     vbench_dir: Optional[Path] = typer.Option(
-        None, help="Local VBench model directory: adds the generated video's subject and background consistency and "
-        "aesthetic quality."
+        None, help="Local VBench model directory: adds the generated video's subject and background consistency, "
+        "aesthetic quality and motion smoothness."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
@@ -63,6 +63,7 @@ def evaluate(
     vbench = VBenchScorer(vbench_dir) if vbench_dir is not None else None
     reference_video = read_video(reference, num_frames="all").frames
     generated_video = read_video(generated, num_frames="all").frames
+    not_scored = vbench.unscorable(generated_video) if vbench is not None else {}
     result = evaluate_motion_fidelity(
         reference_video, generated_video, tracker=point_tracker, grid=grid, direction=direction, diagonal=diagonal,
         min_motion=min_motion, incomplete=incomplete,
@@ -76,7 +77,9 @@ def evaluate(
     if vbench is not None:
         clip |= vbench.score(generated_video)
     if as_json:
-        typer.echo(json.dumps({"reference": str(reference), "generated": str(generated), **result.to_dict(), **clip}))
+        extra = {**{name: None for name in not_scored}, "not_scored": not_scored} if not_scored else {}
+        typer.echo(json.dumps({"reference": str(reference), "generated": str(generated), **result.to_dict(), **clip,
+                               **extra}))
         return
     typer.echo(f"motion fidelity: {result.score:.4f}  ({result.direction}; tracker {result.tracker}, "
                f"grid {result.grid}x{result.grid}, {result.frames} frames, diagonal {result.diagonal})")
@@ -86,6 +89,8 @@ def evaluate(
                f"{result.reference_tracklets}, generated {result.generated_tracklets}")
     for name, value in clip.items():
         typer.echo(f"{name.replace('_', ' ')} (generated): {value:.4f}")
+    for name, why in not_scored.items():
+        typer.echo(f"{name.replace('_', ' ')} (generated): not scored: {why}")
 
 
 @bench_app.command("cost")

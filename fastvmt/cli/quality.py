@@ -27,12 +27,13 @@ def quality(
     clip_model: Annotated[Optional[Path], typer.Option(
         help="Local CLIP model directory: adds text similarity and temporal consistency.")] = None,
     vbench_dir: Annotated[Optional[Path], typer.Option(
-        help="Local VBench model directory: adds subject and background consistency and aesthetic quality.")
+        help="Local VBench model directory: adds subject and background consistency, aesthetic quality and motion "
+        "smoothness, and the paper's Table 2.")
     ] = None,
 ) -> None:
     """Score every finished job of RUN_DIR and tabulate per strategy (the FastVMT paper's Table 1 layout)."""
     from fastvmt import plugins
-    from fastvmt.evaluation.quality import QualityScorer, find_run_jobs, strategy_labels, summarize
+    from fastvmt.evaluation.quality import TABLE2, QualityScorer, find_run_jobs, strategy_labels, summarize
     from fastvmt.evaluation.quality_files import write_quality
     from fastvmt.evaluation.quality_tables import QualityContext, strategy_table
     from fastvmt.metrics import ClipScorer
@@ -59,6 +60,8 @@ def quality(
     strategies = summarize(scored)
     paths = write_quality(run_dir if out is None else out, strategies, scored, context)
     typer.echo(strategy_table(strategies))
+    if vbench_dir:
+        typer.echo(f"\nThe paper's Table 2:\n{strategy_table(strategies, TABLE2)}")
     typer.echo(f"wrote {', '.join(map(str, paths))}")
 
 

@@ -11,8 +11,9 @@ per finished job. Per job:
 - ``seconds``: the run's wall time without its motion check (the sidecar's ``seconds``);
 - ``peak_memory_gib``: the sidecar's ``peak_memory`` (what it measures is recorded with it);
 - ``amf_epe``: the sidecar's motion check, the AMF end-point error to the reference, in tokens;
-- ``subject_consistency``, ``background_consistency``, ``aesthetic_quality``: VBench's dimensions of the paper's
-  Table 2 (:class:`fastvmt.metrics.vbench.VBenchScorer`), with a local VBench model directory only.
+- ``subject_consistency``, ``background_consistency``, ``aesthetic_quality``, ``motion_smoothness``: VBench's
+  dimensions of the paper's Table 2 (:class:`fastvmt.metrics.vbench.VBenchScorer`), with a local VBench model
+  directory only.
 
 A value that cannot be had is ``None`` with the reason in the job's ``notes``; a strategy's value is the mean
 over its jobs that have one. Jobs are grouped by their recorded strategy; one that differs from its registered
@@ -31,9 +32,8 @@ from typing import Any
 from fastvmt.batch.results import JobPaths
 from fastvmt.json_input import read_json
 
-__all__ = ["METRICS", "TABLE1", "TABLE2", "JobQuality", "Metric", "QualityScorer", "RunJob", "StrategyQuality",
-           "find_run_jobs", "strategy_label", "strategy_labels",
-           "summarize"]
+__all__ = ["METRICS", "TABLE1", "TABLE2", "VBENCH", "JobQuality", "Metric", "QualityScorer", "RunJob",
+           "StrategyQuality", "find_run_jobs", "strategy_label", "strategy_labels", "summarize"]
 
 
 @dataclass(frozen=True)
@@ -56,11 +56,14 @@ METRICS = (
     Metric("subject_consistency", "subject consistency", True),
     Metric("background_consistency", "background consistency", True),
     Metric("aesthetic_quality", "aesthetic quality", True),
+    Metric("motion_smoothness", "motion smoothness", True),
 )
 #: The paper's Table 1 columns, in its order.
 TABLE1 = METRICS[:4]
-#: The paper's Table 2 (VBench) columns that fastvmt computes, in its order (motion smoothness is not computed).
-TABLE2 = METRICS[6:]
+#: VBench's dimensions, in the paper's Table 2 order.
+VBENCH = METRICS[6:]
+#: The paper's Table 2 columns: Table 1's quality columns, then VBench's.
+TABLE2 = (*METRICS[:3], *VBENCH)
 
 
 @dataclass(frozen=True)
@@ -231,11 +234,12 @@ class QualityScorer:
             for key in ("text_similarity", "temporal_consistency"):
                 values[key], notes[key] = None, "no CLIP model given (--clip-model DIR: local weights)"
         vbench = self.vbench.score(generated) if self.vbench is not None else {}
-        for metric in TABLE2:
+        unscorable = self.vbench.unscorable(generated) if self.vbench is not None else {}
+        for metric in VBENCH:
             values[metric.key] = vbench.get(metric.key)
             if metric.key not in vbench:
                 notes[metric.key] = "no VBench model directory given (--vbench-dir DIR: local weights)" \
-                    if self.vbench is None else "not among the VBench scorer's dimensions"
+                    if self.vbench is None else unscorable.get(metric.key, "not among the VBench scorer's dimensions")
         for key, (value, note) in _recorded(job.record).items():
             values[key] = value
             if note is not None:

@@ -1,5 +1,5 @@
-"""The quality tables as text: markdown (per strategy in the layout of the FastVMT paper's Table 1, then per job)
-and CSV (one file per strategy rows, one per job rows)."""
+"""The quality tables as text: markdown (per strategy in the layout of the FastVMT paper's Table 1, with VBench's
+dimensions also in its Table 2 layout, then per job) and CSV (one file per strategy rows, one per job rows)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from fastvmt.evaluation.quality import METRICS, JobQuality, Metric, StrategyQuality
+from fastvmt.evaluation.quality import METRICS, TABLE2, JobQuality, Metric, StrategyQuality
 from fastvmt.metrics.vbench import VBENCH_VERSION
 
 __all__ = ["QualityContext", "jobs_csv", "markdown", "strategies_csv", "strategy_table"]
@@ -43,20 +43,21 @@ def _row(cells: Sequence[str]) -> str:
     return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
 
 
-def _strategy_cells(row: StrategyQuality) -> list[str]:
+def _strategy_cells(row: StrategyQuality, metrics: Sequence[Metric]) -> list[str]:
     cells = [row.strategy, str(row.jobs)]
-    for metric in METRICS:
+    for metric in metrics:
         cell = _number(metric, row.values[metric.key])
         count = row.counts[metric.key]
         cells.append(cell if count in (0, row.jobs) else f"{cell} ({count}/{row.jobs})")
     return cells
 
 
-def strategy_table(strategies: Sequence[StrategyQuality]) -> str:
-    """The markdown table per strategy: jobs, then each metric's mean."""
-    return "\n".join([_row(["strategy", "jobs", *(_heading(metric) for metric in METRICS)]),
-                      _row(["---", "---:", *("---:" for _ in METRICS)]),
-                      *(_row(_strategy_cells(row)) for row in strategies)])
+def strategy_table(strategies: Sequence[StrategyQuality], metrics: Sequence[Metric] = METRICS) -> str:
+    """The markdown table per strategy: jobs, then each metric's mean (default: every metric; ``TABLE2``: the
+    paper's Table 2 layout)."""
+    return "\n".join([_row(["strategy", "jobs", *(_heading(metric) for metric in metrics)]),
+                      _row(["---", "---:", *("---:" for _ in metrics)]),
+                      *(_row(_strategy_cells(row, metrics)) for row in strategies)])
 
 
 def markdown(strategies: Sequence[StrategyQuality], jobs: Sequence[JobQuality], context: QualityContext) -> str:
@@ -64,13 +65,14 @@ def markdown(strategies: Sequence[StrategyQuality], jobs: Sequence[JobQuality], 
     clip = f"CLIP model {context.clip_model}" if context.clip_model else "no CLIP model (text similarity and " \
         "temporal consistency need --clip-model DIR)"
     vbench = f"VBench models {context.vbench_dir} (definitions of VBench {VBENCH_VERSION})" if context.vbench_dir \
-        else "no VBench models (subject and background consistency and aesthetic quality need --vbench-dir DIR)"
+        else "no VBench models (subject and background consistency, aesthetic quality and motion smoothness need " \
+        "--vbench-dir DIR)"
     lines = [
         f"# Quality of {context.run_dir}",
         "",
         f"{len(jobs)} finished job(s). Motion fidelity: tracker {context.tracker}, grid {context.grid}x"
         f"{context.grid}, incomplete tracklets: {context.incomplete}, against each job's reference. {clip}. "
-        f"{vbench}; VBench's motion smoothness (AMT) is not computed.",
+        f"{vbench}.",
         "",
         strategy_table(strategies),
         "",
@@ -80,6 +82,8 @@ def markdown(strategies: Sequence[StrategyQuality], jobs: Sequence[JobQuality], 
     ]
     if context.memory_measures:
         lines += ["", "Peak memory measured as: " + "; ".join(context.memory_measures) + "."]
+    if context.vbench_dir:
+        lines += ["", "## The paper's Table 2", "", strategy_table(strategies, TABLE2)]
     missing = []
     for metric in METRICS:
         jobs_of: dict[str, list[str]] = {}

@@ -39,7 +39,8 @@ def motion_smoothness(video: Any, interpolate: Interpolator, pairs_per_call: int
 
     Args:
         video: the frames, ``T >= 3``.
-        interpolate: the frame interpolator (VBench: AMT-S at ``t = 1/2``, :class:`fastvmt.metrics.amt.AmtInterpolator`).
+        interpolate: the frame interpolator (VBench: AMT-S at ``t = 1/2``,
+            :class:`fastvmt.metrics.amt.AmtInterpolator`).
         pairs_per_call: frame pairs given to ``interpolate`` at once (VBench gives one).
     """
     frames = torch.from_numpy(as_uint8_video(video)).permute(0, 3, 1, 2)
