@@ -258,7 +258,7 @@ class _Correlation:
             grid = torch.stack([2 * points[..., 0] / (cols - 1) - 1, 2 * points[..., 1] / (rows - 1) - 1], dim=-1)
             sampled = F.grid_sample(volume, grid, align_corners=True)
             looked_up.append(sampled.view(batch, height, width, -1))
-        return torch.cat(looked_up, dim=-1).permute(0, 3, 1, 2).float()
+        return torch.cat(looked_up, dim=-1).permute(0, 3, 1, 2)
 
     def lookup(self, positions1: Tensor, positions0: Tensor) -> Tensor:
         """``(B, 2, h, w)`` positions in frame 1 (of frame 0's pixels) and in frame 0 (of frame 1's) to the
