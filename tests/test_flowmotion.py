@@ -98,7 +98,7 @@ def test_latent_alignment_loss_parts_and_weights():
 def test_extractors_declare_what_they_read_and_get_exactly_that():
     reads = {preset.name: build_components(preset).extractor.reads for preset in PRESETS if preset.guided}
     assert reads == {
-        "fastvmt": {ATTENTION}, "ditflow": {ATTENTION}, "flowmotion": {PREDICTION},
+        "fastvmt": {ATTENTION}, "ditflow": {ATTENTION}, "ditflow_full": {ATTENTION}, "flowmotion": {PREDICTION},
         "fastvmt_flowmotion": {ATTENTION, PREDICTION}, "fastvmt_turbo": {ATTENTION},
     }
     prediction = LatentPrediction(torch.zeros(1, 2, 2, 2, 2), 0.5)

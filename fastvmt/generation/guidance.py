@@ -21,7 +21,7 @@ from fastvmt.interfaces import ATTENTION, PREDICTION, InnerStep, Motion, Reading
 from fastvmt.strategies.components import Components
 from fastvmt.strategies.spec import Strategy
 
-__all__ = ["GuidanceStep", "guide_latents", "learning_rate"]
+__all__ = ["GuidanceStep", "guide_latents", "learning_rate", "optimizer_for"]
 
 
 def learning_rate(strategy: Strategy, inner: int, guided_index: int, num_guided: int) -> float:
@@ -55,7 +55,8 @@ class GuidanceStep:
         return (latents.float() - self.start.float()) / (self.sigma - self.start_sigma)
 
 
-def _optimizer(strategy: Strategy, master: Tensor) -> torch.optim.Optimizer:
+def optimizer_for(strategy: Strategy, master: Tensor) -> torch.optim.Optimizer:
+    """The strategy's optimiser, fresh, on the float32 leaf ``master``."""
     if strategy.optimizer == "adamw":
         return torch.optim.AdamW([master], lr=strategy.learning_rate[0], weight_decay=strategy.weight_decay)
     return torch.optim.Adam([master], lr=strategy.learning_rate[0], weight_decay=strategy.weight_decay)
@@ -77,7 +78,7 @@ def guide_latents(
     (``context``, ``negative``, ``cfg_scale``)."""
     extractor, reads, counts = components.extractor, components.extractor.reads, reader.counts
     master = latents.detach().float().clone().requires_grad_(True)
-    optimizer = _optimizer(strategy, master)
+    optimizer = optimizer_for(strategy, master)
     path_velocity = step.path_velocity(latents) if PREDICTION in reads else None
     readings: Readings | None = None
     gradient: Tensor | None = None

@@ -19,10 +19,12 @@ from tqdm.auto import tqdm
 
 from fastvmt import plugins
 from fastvmt.backends.dispatch import use_backend
+from fastvmt.generation.embeddings import AttentionControl, guide_rope
 from fastvmt.generation.finite import check_finite
 from fastvmt.generation.guidance import GuidanceStep, guide_latents
 from fastvmt.generation.readings import BackboneReader, velocity_passes
 from fastvmt.generation.motion_check import check_motion
+from fastvmt.generation.motion_file import MotionEmbeddings, backbone_signature, frames_digest
 from fastvmt.generation.peak_memory import PeakMemoryMeter
 from fastvmt.generation.report import PhaseTimer, RunReport
 from fastvmt.generation.sampling import FlowMatchSchedule, add_noise, check_seed
@@ -45,11 +47,13 @@ Callback = Callable[[StepState], "Tensor | None"]
 
 @dataclass(frozen=True)
 class TransferResult:
-    """The generated video as ``(T, H, W, 3)`` uint8 frames, its final latents and the run's report."""
+    """The generated video as ``(T, H, W, 3)`` uint8 frames, its final latents and the run's report; with the
+    ``rope`` target, the motion embeddings it optimised (:func:`fastvmt.generation.motion_file.save_motion`)."""
 
     frames: np.ndarray
     latents: Tensor
     report: RunReport
+    motion: MotionEmbeddings | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,7 @@ class MotionTransferPipeline:
         self.strategy = resolve_strategy(strategy)
         self.components = build_components(self.strategy)
         self.strategy.check_block(backbone.num_blocks)
+        AttentionControl.check(backbone, self.strategy, self.components)
         self.backend = backend
 
     @classmethod
@@ -175,8 +180,42 @@ class MotionTransferPipeline:
         )
         run = _Run(video, prompt, negative_prompt, geometry, schedule, cfg, seed, latents)
         with use_backend(self.backend) if self.backend else contextlib.nullcontext():
-            frames, final_latents = self._sample(run, callbacks, progress, report)
-        return TransferResult(frames=frames, latents=final_latents, report=report)
+            frames, final_latents, control = self._sample(run, callbacks, progress, report)
+        motion = None
+        if control.rope:
+            motion = MotionEmbeddings(
+                angles=torch.stack(control.saved) if control.saved else torch.zeros(0, *control.angles.shape),
+                guided_steps=tuple(control.guided_steps), sigmas=schedule.sigmas,
+                backbone=backbone_signature(self.backbone),
+                video={"num_frames": geometry.num_frames, "height": geometry.height, "width": geometry.width,
+                       "grid": [geometry.grid.frames, geometry.grid.height, geometry.grid.width]},
+                sampling={"num_inference_steps": num_inference_steps, "denoising_strength": strength,
+                          "cfg_scale": cfg, "negative_prompt": negative_prompt, "seed": seed, "prompt": prompt},
+                strategy=strategy.to_dict(), reference={"sha256": frames_digest(video)}, versions=report.versions,
+            )
+        return TransferResult(frames=frames, latents=final_latents, report=report, motion=motion)
+
+    def transfer_motion(
+        self,
+        motion: MotionEmbeddings,
+        prompt: str,
+        *,
+        negative_prompt: str | None = None,
+        num_inference_steps: int | None = None,
+        cfg_scale: float | None = None,
+        seed: int = 42,
+        callbacks: Sequence[Callback] = (),
+        progress: bool = True,
+    ) -> TransferResult:
+        """Sample ``prompt`` with saved motion embeddings (:func:`fastvmt.generation.motion_file.load_motion`) in
+        effect at their guided steps: no reference, no guidance, no gradient. The schedule is this pipeline's
+        strategy's at ``num_inference_steps`` (default: the file's); ``MotionFileError`` unless the file was made for
+        this backbone, video size and schedule. ``negative_prompt`` and ``cfg_scale`` default to the file's."""
+        from fastvmt.generation.motion_replay import sample_with_motion
+
+        return sample_with_motion(self, motion, prompt, negative_prompt=negative_prompt,
+                                  num_inference_steps=num_inference_steps, cfg_scale=cfg_scale, seed=seed,
+                                  callbacks=callbacks, progress=progress)
 
     def _sample(self, run: _Run, callbacks: Sequence[Callback], progress: bool, report: RunReport):
         backbone, strategy, components, counts = self.backbone, self.strategy, self.components, report.counts
@@ -200,6 +239,7 @@ class MotionTransferPipeline:
         start, reader = x, BackboneReader(backbone, strategy.block, counts, strategy.guidance_checkpointing)
         num_steps = len(schedule)
         guided_steps = [k for k in range(num_steps) if components and components.scheduler.is_guided(k, num_steps)]
+        control = AttentionControl(backbone, strategy, run.geometry.grid, guided_steps)
         reference: tuple[Motion, Any] | None = None
         bar = tqdm(total=num_steps, disable=not progress, desc=f"fastvmt {strategy.name}", unit="step")
         with bar:
@@ -211,20 +251,31 @@ class MotionTransferPipeline:
                             noise = _reference_noise(strategy.reference, reference_noise, generator)
                             reference = self._reference_motion(reader, reference_latents, noise, schedule.sigmas[k],
                                                                timestep, empty)
+                    with timer.phase("reference_features"):
+                        control.read_reference_kv(reader, reference_latents, start_noise, schedule.sigmas[k], timestep,
+                                                  context)
                     step = GuidanceStep(k, num_steps, guided_steps.index(k), len(guided_steps), timestep,
                                         schedule.sigmas[k], *reference, start=start, start_sigma=schedule.sigmas[0])
+                    guide = {"reader": reader, "components": components, "strategy": strategy, "context": context,
+                             "negative": negative, "cfg_scale": cfg}
                     with timer.phase("guidance"):
-                        x, losses = guide_latents(x, step, reader=reader, components=components, strategy=strategy,
-                                                  context=context, negative=negative, cfg_scale=cfg)
+                        if control.rope:
+                            losses = guide_rope(control, x, step, **guide)
+                        else:
+                            with control.injecting(counts):
+                                x, losses = guide_latents(x, step, **guide)
                     check_finite(x, "the latents after guidance", step=k, num_steps=num_steps)
                     report.losses.extend({"step": k, **parts} for parts in losses)
                     loss = losses[-1]["total"] if losses else None
                     counts.guided_steps += 1
-                with timer.phase("denoise"), torch.no_grad():
+                in_effect = control.guided(counts) if k in guided_steps else contextlib.nullcontext()
+                with timer.phase("denoise"), torch.no_grad(), in_effect:
                     velocity = backbone.velocity(x, timestep, context, negative, cfg)
                     check_finite(velocity, "the velocity (with classifier-free guidance)", step=k, num_steps=num_steps)
                     x = schedule.step(x, velocity, k)
                     check_finite(x, "the latents after the denoising step", step=k, num_steps=num_steps)
+                if k in guided_steps:
+                    control.finish_step()
                 counts.steps += 1
                 counts.blocks_forward += backbone.num_blocks * velocity_passes(cfg)
                 x = self._run_callbacks(callbacks, x, k, num_steps, timestep, schedule.sigmas[k], loss,
@@ -243,7 +294,7 @@ class MotionTransferPipeline:
             report.motion_check = check_motion(backbone, reference_latents, x, run.video, frames,
                                                block=strategy.block, counts=counts, empty_context=empty)
         report.seconds = dict(timer.seconds)
-        return frames, x
+        return frames, x, control
 
     def _reference_motion(self, reader, reference_latents, noise, sigma, timestep, empty):
         """Reference motion and extractor state, from what the extractor reads (with the empty prompt, no CFG) of

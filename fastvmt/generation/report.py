@@ -40,7 +40,9 @@ class RunCounts:
     """Work done by a run. A feature capture counts the blocks it runs, the captured block as one; a velocity the
     whole DiT once a pass (two with CFG). ``gradients_computed`` counts the inner iterations that read the
     backbone afresh, ``gradients_reused`` those that reused the last reading: its gradient (attention features) or
-    its velocity, with the loss re-evaluated at the moved latent (latent predictions)."""
+    its velocity, with the loss re-evaluated at the moved latent (latent predictions). ``kv_reference_reads``
+    counts the reference forwards that recorded keys and values for injection, ``kv_injected_calls`` the
+    self-attention calls that attended to them (docs/algorithm.md#motion-embeddings)."""
 
     steps: int = 0
     guided_steps: int = 0
@@ -49,6 +51,8 @@ class RunCounts:
     gradients_reused: int = 0
     blocks_forward: int = 0
     blocks_backward: int = 0
+    kv_reference_reads: int = 0
+    kv_injected_calls: int = 0
 
 
 class PhaseTimer:

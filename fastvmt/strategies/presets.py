@@ -1,6 +1,7 @@
 """The built-in strategies: ``fastvmt`` (the paper), ``ditflow`` (the baseline on Wan), ``flowmotion`` (guidance on
 latent predictions, no backward through the DiT), ``fastvmt_flowmotion`` (both terms), ``fastvmt_turbo``
-(``fastvmt`` with a truncated start) and ``no_transfer``.
+(``fastvmt`` with a truncated start), ``ditflow_full`` (``ditflow`` with DiTFlow's key/value injection) and
+``no_transfer``.
 
 This module is where their values live (docs/algorithm.md#presets), except the paper's AMF parameters, which are
 the AMF ops' defaults (:mod:`fastvmt.ops`): the built-in components take their defaults from here, and the cost
@@ -16,6 +17,7 @@ from fastvmt.strategies.spec import Component, Strategy
 __all__ = [
     "CAPTURED_BLOCK",
     "DITFLOW",
+    "DITFLOW_FULL",
     "FASTVMT",
     "FASTVMT_FLOWMOTION",
     "FASTVMT_TURBO",
@@ -77,6 +79,10 @@ DITFLOW = FASTVMT.override(
     denoising_strength=1.0,
 )
 
+#: DiTFlow's defaults in full (docs/algorithm.md#motion-embeddings): ``ditflow`` with the reference's keys and values
+#: injected into block 0 during the guided steps.
+DITFLOW_FULL = DITFLOW.override(name="ditflow_full", kv_injection=(0,))
+
 #: FlowMotion (docs/algorithm.md#flowmotion): guidance on the clean latent the velocity predicts, read without
 #: gradient, so no backward through the DiT. Its own sampler: pure noise, shift 3, CFG 6 (denoising and guidance).
 #: ``block`` is unused (the extractor reads no attention). ``reference="once"`` is the clean-latent variant.
@@ -114,4 +120,4 @@ FASTVMT_TURBO = FASTVMT.override(name="fastvmt_turbo", strength_semantics="trunc
 #: FastVMT's sampler without guidance: the baseline that shows what guidance adds.
 NO_TRANSFER = FASTVMT.override(name="no_transfer", extractor=None, loss=None, scheduler=None)
 
-PRESETS = (FASTVMT, DITFLOW, FLOWMOTION, FASTVMT_FLOWMOTION, FASTVMT_TURBO, NO_TRANSFER)
+PRESETS = (FASTVMT, DITFLOW, DITFLOW_FULL, FLOWMOTION, FASTVMT_FLOWMOTION, FASTVMT_TURBO, NO_TRANSFER)

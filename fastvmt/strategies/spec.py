@@ -14,7 +14,15 @@ from typing import Any, Literal
 
 from fastvmt.values import check_flag, check_int, check_real
 
-__all__ = ["CFG_SCALE_RANGE", "MAX_LEARNING_RATE", "STRENGTH_SEMANTICS", "Component", "Strategy", "check_field"]
+__all__ = [
+    "CFG_SCALE_RANGE",
+    "MAX_LEARNING_RATE",
+    "STRENGTH_SEMANTICS",
+    "TARGETS",
+    "Component",
+    "Strategy",
+    "check_field",
+]
 
 #: Classifier-free guidance scales accepted: 0 (the negative prompt's velocity alone) to 100, 20 times Wan's
 #: recommended 5; past it the guided velocity outgrows the latents by orders of magnitude at every step.
@@ -26,6 +34,9 @@ MAX_LEARNING_RATE = 1.0
 #: all the steps over the sigmas from the strength down; ``"truncate"`` runs only the steps of the full schedule
 #: whose sigmas are at most the strength, as image-to-image pipelines do.
 STRENGTH_SEMANTICS = ("diffsynth", "truncate")
+#: What guidance optimises (docs/algorithm.md#motion-embeddings): the latent, or the angles of the 3D RoPE rotation
+#: every block applies to its self-attention q and k.
+TARGETS = ("latent", "rope")
 
 
 def _tuples(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -85,6 +96,15 @@ def _name(name: str, value: Any) -> str:
     return value
 
 
+def _blocks(name: str, value: Any) -> tuple[int, ...]:
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"{name} is a list of DiT blocks, e.g. {name}=[0] ([] for none), got {value!r}")
+    blocks = tuple(check_int(f"{name} block", block, low=0) for block in value)
+    if len(set(blocks)) != len(blocks):
+        raise ValueError(f"{name} names a block twice: {list(blocks)}")
+    return tuple(sorted(blocks))
+
+
 def _learning_rate(name: str, value: Any) -> tuple[float, float]:
     if not isinstance(value, (list, tuple)) or len(value) != 2:
         raise ValueError(f"{name} is a (start, end) pair, e.g. {name}=[0.003,0.002] (both the same for a constant "
@@ -106,6 +126,8 @@ _FIELD_RULES: dict[str, Callable[[str, Any], Any]] = {
     "reference": _choice("per_step", "per_step_fresh", "once"),
     "denoising_strength": lambda name, value: check_real(name, value, low=0.0, high=1.0, low_open=True),
     "strength_semantics": _choice(*STRENGTH_SEMANTICS),
+    "target": _choice(*TARGETS),
+    "kv_injection": _blocks,
     "shift": lambda name, value: check_real(name, value, low=0.0, low_open=True),
     "cfg_scale": lambda name, value: check_real(name, value, low=CFG_SCALE_RANGE[0], high=CFG_SCALE_RANGE[1]),
     "guidance_checkpointing": check_flag,
@@ -153,6 +175,13 @@ class Strategy:
             checkpointing (docs/algorithm.md#memory): the backward recomputes them, so a guided step keeps about
             one activation per block instead of a block's worth, for one more forward of those blocks per
             gradient. Same gradients up to float rounding. Off by default (and in the presets).
+        target: what guidance optimises (``TARGETS``): ``"latent"``, or ``"rope"``, an angle offset per token and
+            rotary frequency added to the RoPE rotation of every block's q and k, warm-started from guided step to
+            guided step, in effect during the guided steps only (docs/algorithm.md#motion-embeddings).
+            ``learning_rate`` is the target's (radians per Adam step for ``"rope"``).
+        kv_injection: DiT blocks whose self-attention keys and values come, during guided steps, from the
+            reference noised to the step with the run's start noise and read with the prompt (DiTFlow's
+            injection; empty: none).
         shift: flow-matching timestep shift.
         cfg_scale: classifier-free guidance scale of the denoising velocity.
     """
@@ -173,6 +202,8 @@ class Strategy:
     cfg_scale: float
     strength_semantics: Literal["diffsynth", "truncate"] = "diffsynth"
     guidance_checkpointing: bool = False
+    target: Literal["latent", "rope"] = "latent"
+    kv_injection: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -187,11 +218,17 @@ class Strategy:
         return self.extractor is not None
 
     def check_block(self, num_blocks: int) -> None:
-        """``ValueError`` unless the captured block is one of a backbone's ``num_blocks`` (any, when unguided)."""
+        """``ValueError`` unless the captured block and the ``kv_injection`` blocks are among a backbone's
+        ``num_blocks`` (any, when unguided)."""
         if self.guided and self.block >= num_blocks:
             raise ValueError(
                 f"strategy {self.name!r} captures block {self.block} but the backbone has {num_blocks} blocks "
                 f"(0..{num_blocks - 1}); override 'block'"
+            )
+        if self.guided and self.kv_injection and self.kv_injection[-1] >= num_blocks:
+            raise ValueError(
+                f"strategy {self.name!r} injects keys and values into block {self.kv_injection[-1]} but the "
+                f"backbone has {num_blocks} blocks (0..{num_blocks - 1}); override 'kv_injection'"
             )
 
     def override(self, **changes: Any) -> Strategy:
