@@ -48,13 +48,14 @@ KERNELS = {
     "dense_dq": ("fastvmt.backends.triton.dense_kernels", "dense_dq_kernel"),
     "dense_dk": ("fastvmt.backends.triton.dense_kernels", "dense_dk_kernel"),
     "windowed_forward": ("fastvmt.backends.triton.windowed_kernels", "windowed_forward_kernel"),
-    "windowed_backward": ("fastvmt.backends.triton.windowed_kernels", "windowed_backward_kernel"),
+    "windowed_dq": ("fastvmt.backends.triton.windowed_kernels", "windowed_dq_kernel"),
+    "windowed_dk": ("fastvmt.backends.triton.windowed_kernels", "windowed_dk_kernel"),
 }
 PRODUCTION_DTYPES = ("float32", "bfloat16")
 #: Shared memory a Hopper block may use (227 KiB, opt-in maximum).
 HOPPER_SMEM = 227 * 1024
 _TYPE = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
-_INDEX_POINTERS = ("pairs_ptr", "starts_ptr")
+_INDEX_POINTERS = ("pairs_ptr", "starts_ptr", "order_ptr", "offsets_ptr", "entries_ptr")
 _INPUT_POINTERS = ("q_ptr", "k_ptr")
 
 

@@ -226,3 +226,44 @@ def test_box_row_split_is_exact_below_the_frame_limit():
                 inv = np.nextafter(inv, np.float32(np.sign(ulps) * np.inf), dtype=np.float32)
             rows = (half * inv).astype(np.float32).astype(np.int64)
             assert np.array_equal(rows, t // width), f"width {width}, reciprocal {ulps:+d} ulp"
+
+
+def _gradients(frames: int, grid: tuple[int, int], d: int, tile: tuple[int, int], window: int, dtype, seed: int):
+    """dq, dk of the windowed and of the dense op (every query) over all frame pairs, shared frames included."""
+    (h, w), extent = grid, (min(window, grid[0]), min(window, grid[1]))
+    pairs = torch.cartesian_prod(torch.arange(frames), torch.arange(frames)).to(DEVICE)
+    tiles = (h // tile[0], w // tile[1])
+    starts = _starts(seed, len(pairs), tiles, grid, extent)
+    q, k = _features(seed, frames, h, w, d, dtype=dtype)
+    scale = 1.0 / d**0.5
+    windowed = TRITON.windowed_positions(q, k, pairs, starts, tile, extent, scale)
+    dense = TRITON.dense_positions(q.reshape(frames, h * w, d), k, pairs, scale)
+    gen = torch.Generator().manual_seed(seed + 2)
+    grads = []
+    for out in (windowed, dense):
+        grads += torch.autograd.grad(out, (q, k), torch.randn(out.shape, generator=gen).to(DEVICE))
+    return grads
+
+
+@needs_triton
+def test_gradients_are_bit_identical_across_runs():
+    """The backward kernels use no atomics and sum in a fixed order, so two runs give the same bits. In the
+    interpreter (programs run one after another) this holds trivially; the CUDA test below checks it for real."""
+    first = _gradients(2, (4, 4), 16, (2, 2), 3, torch.float32, seed=3)
+    second = _gradients(2, (4, 4), 16, (2, 2), 3, torch.float32, seed=3)
+    for a, b in zip(first, second):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.skipif(
+    DEVICE.type != "cuda" or INTERPRETED,
+    reason="needs the compiled kernels on a CUDA GPU (the interpreter runs programs in order, see the test above)",
+)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_gradients_are_bit_identical_across_runs_on_cuda(dtype):
+    """At 480p's token grid (30 x 52, D = 128, tile 3x4, window 21) with 9 pairs over 3 frames, where float
+    atomics would sum the many programs' contributions to a key in a different order on each run."""
+    first = _gradients(3, (30, 52), 128, (3, 4), 21, dtype, seed=5)
+    second = _gradients(3, (30, 52), 128, (3, 4), 21, dtype, seed=5)
+    for a, b in zip(first, second):
+        assert torch.equal(a, b)

@@ -22,6 +22,8 @@ __all__ = [
     "query_block_shape",
     "windowed_backward_configs",
     "windowed_configs",
+    "windowed_dk_block",
+    "windowed_dk_configs",
 ]
 
 
@@ -64,9 +66,9 @@ def dense_configs() -> list[triton.Config]:
 def dense_backward_configs() -> list[triton.Config]:
     """Autotune candidates of the dense dq and dk kernels: ``BLOCK_M`` and ``BLOCK_N`` rows, both >= 64.
 
-    Not 64 x 128: its TF32 dk pass spills 364 bytes a thread.
+    8 warps: on 4 the TF32 dk pass spills (80 bytes a thread), as does 64 x 128 (364 bytes).
     """
-    return _configs([(64, 64, 8), (128, 64, 8), (64, 64, 4)])
+    return _configs([(64, 64, 8), (128, 64, 8)])
 
 
 def windowed_configs() -> list[triton.Config]:
@@ -75,11 +77,25 @@ def windowed_configs() -> list[triton.Config]:
 
 
 def windowed_backward_configs() -> list[triton.Config]:
-    """Autotune candidates of the windowed backward: its ``dk`` product has ``BLOCK_N`` rows, so >= 64.
+    """Autotune candidates of the windowed ``dq`` pass (query blocks walking their windows' box): 64 x 64 on 8
+    warps; 128 x 64 and 4 warps spill a few bytes in TF32."""
+    return _configs([(64, 64, 8)])
 
-    8 warps: on 4 the TF32 kernel spills.
+
+def windowed_dk_block() -> dict[str, int]:
+    """Block sizes of the windowed ``dk`` pass, fixed: the host builds its work list from them.
+
+    ``BLOCK_M`` queries (a query block of ``query_block_shape``) against a rectangle of ``BLOCK_N // KW x KW``
+    keys; both products have 64 rows (Hopper's wgmma), and an 8 x 8 rectangle wastes little of a window's box.
     """
-    return _configs([(64, 64, 8), (128, 64, 8)])
+    return {"BLOCK_M": 64, "BLOCK_N": 64, "KW": 8}
+
+
+def windowed_dk_configs() -> list[triton.Config]:
+    """Autotune candidates of the windowed ``dk`` pass: stages around the fixed ``windowed_dk_block``, 4 warps
+    (on 8 the TF32 kernel spills)."""
+    stages = (1,) if INTERPRETED else (2, 3)
+    return [triton.Config(windowed_dk_block(), num_warps=4, num_stages=s) for s in stages]
 
 
 def block_d(d: int) -> int:

@@ -6,8 +6,10 @@ softmax in base 2 and keeps only two running sums (row and column, computed from
 ``SQ x S`` tensor exists; it saves ``lse2 = log2 sum_m 2^(scale*log2(e)*q.k_m)`` for the backward.
 
 The backward follows FlashAttention-2: one pass per query block for ``dq`` and one per key block for ``dk``,
-both recomputing ``p`` from ``lse2``, with ``ds = p * (pos . dOut - E[pos] . dOut)``. Each program adds its
-finished block into the float32 ``(F, ., D)`` gradient with one atomic add (pairs share frames).
+both recomputing ``p`` from ``lse2``, with ``ds = p * (pos . dOut - E[pos] . dOut)``. Pairs share frames, so a
+backward program owns a block of one frame (grid axis 1 = frame, not pair) and loops over the pairs that read
+that frame (``order[offsets[f]:offsets[f + 1]]``, ascending pair index), accumulating in registers and storing
+its block once: no atomics, the summation order is fixed and the gradients are bit-identical run to run.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import triton.language as tl
 from fastvmt.backends.triton.configs import dense_backward_configs, dense_configs
 
 __all__ = [
-    "dense_argmax_kernel", "dense_dk_kernel", "dense_dq_kernel", "dense_forward_kernel", "key_position", "pair_bases"
+    "dense_argmax_kernel", "dense_dk_kernel", "dense_dq_kernel", "dense_forward_kernel", "frame_pairs", "key_position",
+    "pair_bases",
 ]
 
 _TUNING_KEY = ["SQ", "H", "W", "D", "PRECISION"]
@@ -36,6 +39,13 @@ def pair_bases(pairs_ptr, n, q_frame_size, k_frame_size, rows_per_pair):
     frame_q = tl.load(pairs_ptr + 2 * n)
     frame_k = tl.load(pairs_ptr + 2 * n + 1)
     return frame_q * q_frame_size, frame_k * k_frame_size, n * rows_per_pair
+
+
+@triton.jit
+@no_type_check
+def frame_pairs(offsets_ptr, frame):
+    """Range ``[first, last)`` in ``order`` of the pairs that read ``frame`` (int64 scalars)."""
+    return tl.load(offsets_ptr + frame), tl.load(offsets_ptr + frame + 1)
 
 
 @triton.jit
@@ -105,76 +115,86 @@ def _grad_logits(q, k, key, key_ok, lse2, delta, dout_r, dout_c, qk_scale, W: tl
     return (p * (dpos - delta[:, None])).to(k.dtype)
 
 
-@triton.autotune(configs=dense_backward_configs(), key=_TUNING_KEY, reset_to_zero=["dq_ptr"])
+@triton.autotune(configs=dense_backward_configs(), key=_TUNING_KEY)
 @triton.jit
 @no_type_check
 def dense_dq_kernel(
-    q_ptr, k_ptr, pairs_ptr, dout_ptr, lse2_ptr, delta_ptr, dq_ptr,
+    q_ptr, k_ptr, pairs_ptr, order_ptr, offsets_ptr, dout_ptr, lse2_ptr, delta_ptr, dq_ptr,
     scale, SQ, D,
     H: tl.constexpr, W: tl.constexpr,
     BLOCK_D: tl.constexpr, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):  # fmt: skip
-    """Grid ``(cdiv(SQ, BLOCK_M), N)``. Adds ``scale * ds @ K`` into ``dq`` ``(F, SQ, D)`` fp32."""
-    n = tl.program_id(1).to(tl.int64)
+    """Grid ``(cdiv(SQ, BLOCK_M), F)``. Stores ``scale * sum_pairs ds @ K`` of query frame ``f`` into ``dq``
+    ``(F, SQ, D)`` fp32; ``order``/``offsets`` list the pairs by query frame."""
+    frame = tl.program_id(1).to(tl.int64)
     S = H * W
-    q_frame, k_frame, row = pair_bases(pairs_ptr, n, SQ * D, S * D, SQ)
     s = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     valid = s < SQ
     feat = tl.arange(0, BLOCK_D)
     feat_ok = feat < D
-    q = tl.load(q_ptr + q_frame + s[:, None] * D + feat[None, :], mask=valid[:, None] & feat_ok[None, :], other=0.0)
-    lse2 = tl.load(lse2_ptr + row + s, mask=valid, other=0.0)
-    delta = tl.load(delta_ptr + row + s, mask=valid, other=0.0)
-    dout_r = tl.load(dout_ptr + 2 * row + 2 * s, mask=valid, other=0.0)
-    dout_c = tl.load(dout_ptr + 2 * row + 2 * s + 1, mask=valid, other=0.0)
+    q_frame = frame * SQ * D
+    q_offsets = s[:, None] * D + feat[None, :]
+    q_mask = valid[:, None] & feat_ok[None, :]
+    q = tl.load(q_ptr + q_frame + q_offsets, mask=q_mask, other=0.0)
     qk_scale = scale * 1.4426950408889634
     dq = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
-    for first in range(0, S, BLOCK_N):
-        key = first + tl.arange(0, BLOCK_N)
-        key_ok = key < S
-        k = tl.load(
-            k_ptr + k_frame + key[:, None] * D + feat[None, :], mask=key_ok[:, None] & feat_ok[None, :], other=0.0
-        )
-        ds = _grad_logits(q, k, key, key_ok, lse2, delta, dout_r, dout_c, qk_scale, W, PRECISION)
-        dq += tl.dot(ds, k, input_precision=PRECISION)
-    q_offsets = s[:, None] * D + feat[None, :]
-    tl.atomic_add(dq_ptr + q_frame + q_offsets, dq * scale, mask=valid[:, None] & feat_ok[None, :], sem="relaxed")
-
-
-@triton.autotune(configs=dense_backward_configs(), key=_TUNING_KEY, reset_to_zero=["dk_ptr"])
-@triton.jit
-@no_type_check
-def dense_dk_kernel(
-    q_ptr, k_ptr, pairs_ptr, dout_ptr, lse2_ptr, delta_ptr, dk_ptr,
-    scale, SQ, D,
-    H: tl.constexpr, W: tl.constexpr,
-    BLOCK_D: tl.constexpr, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-):  # fmt: skip
-    """Grid ``(cdiv(S, BLOCK_N), N)``. Adds ``scale * ds^T @ Q`` into ``dk`` ``(F, S, D)`` fp32."""
-    n = tl.program_id(1).to(tl.int64)
-    S = H * W
-    q_frame, k_frame, row = pair_bases(pairs_ptr, n, SQ * D, S * D, SQ)
-    key = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
-    key_ok = key < S
-    feat = tl.arange(0, BLOCK_D)
-    feat_ok = feat < D
-    k = tl.load(k_ptr + k_frame + key[:, None] * D + feat[None, :], mask=key_ok[:, None] & feat_ok[None, :], other=0.0)
-    qk_scale = scale * 1.4426950408889634
-    dk = tl.zeros([BLOCK_N, BLOCK_D], tl.float32)
-    for first in range(0, SQ, BLOCK_M):
-        s = first + tl.arange(0, BLOCK_M)
-        valid = s < SQ
-        q = tl.load(
-            q_ptr + q_frame + s[:, None] * D + feat[None, :], mask=valid[:, None] & feat_ok[None, :], other=0.0
-        )
+    first_pair, last_pair = frame_pairs(offsets_ptr, frame)
+    for at in range(first_pair, last_pair):
+        _, k_frame, row = pair_bases(pairs_ptr, tl.load(order_ptr + at), SQ * D, S * D, SQ)
         lse2 = tl.load(lse2_ptr + row + s, mask=valid, other=0.0)
         delta = tl.load(delta_ptr + row + s, mask=valid, other=0.0)
         dout_r = tl.load(dout_ptr + 2 * row + 2 * s, mask=valid, other=0.0)
         dout_c = tl.load(dout_ptr + 2 * row + 2 * s + 1, mask=valid, other=0.0)
-        ds = _grad_logits(q, k, key, key_ok, lse2, delta, dout_r, dout_c, qk_scale, W, PRECISION)
-        dk += tl.dot(tl.trans(ds), q, input_precision=PRECISION)
+        for first in range(0, S, BLOCK_N):
+            key = first + tl.arange(0, BLOCK_N)
+            key_ok = key < S
+            k = tl.load(
+                k_ptr + k_frame + key[:, None] * D + feat[None, :], mask=key_ok[:, None] & feat_ok[None, :], other=0.0
+            )
+            ds = _grad_logits(q, k, key, key_ok, lse2, delta, dout_r, dout_c, qk_scale, W, PRECISION)
+            dq += tl.dot(ds, k, input_precision=PRECISION)
+    tl.store(dq_ptr + q_frame + q_offsets, dq * scale, mask=q_mask)
+
+
+@triton.autotune(configs=dense_backward_configs(), key=_TUNING_KEY)
+@triton.jit
+@no_type_check
+def dense_dk_kernel(
+    q_ptr, k_ptr, pairs_ptr, order_ptr, offsets_ptr, dout_ptr, lse2_ptr, delta_ptr, dk_ptr,
+    scale, SQ, D,
+    H: tl.constexpr, W: tl.constexpr,
+    BLOCK_D: tl.constexpr, PRECISION: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+):  # fmt: skip
+    """Grid ``(cdiv(S, BLOCK_N), F)``. Stores ``scale * sum_pairs ds^T @ Q`` of key frame ``f`` into ``dk``
+    ``(F, S, D)`` fp32; ``order``/``offsets`` list the pairs by key frame."""
+    frame = tl.program_id(1).to(tl.int64)
+    S = H * W
+    key = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    key_ok = key < S
+    feat = tl.arange(0, BLOCK_D)
+    feat_ok = feat < D
+    k_frame = frame * S * D
     k_offsets = key[:, None] * D + feat[None, :]
-    tl.atomic_add(dk_ptr + k_frame + k_offsets, dk * scale, mask=key_ok[:, None] & feat_ok[None, :], sem="relaxed")
+    k_mask = key_ok[:, None] & feat_ok[None, :]
+    k = tl.load(k_ptr + k_frame + k_offsets, mask=k_mask, other=0.0)
+    qk_scale = scale * 1.4426950408889634
+    dk = tl.zeros([BLOCK_N, BLOCK_D], tl.float32)
+    first_pair, last_pair = frame_pairs(offsets_ptr, frame)
+    for at in range(first_pair, last_pair):
+        q_frame, _, row = pair_bases(pairs_ptr, tl.load(order_ptr + at), SQ * D, S * D, SQ)
+        for first in range(0, SQ, BLOCK_M):
+            s = first + tl.arange(0, BLOCK_M)
+            valid = s < SQ
+            q = tl.load(
+                q_ptr + q_frame + s[:, None] * D + feat[None, :], mask=valid[:, None] & feat_ok[None, :], other=0.0
+            )
+            lse2 = tl.load(lse2_ptr + row + s, mask=valid, other=0.0)
+            delta = tl.load(delta_ptr + row + s, mask=valid, other=0.0)
+            dout_r = tl.load(dout_ptr + 2 * row + 2 * s, mask=valid, other=0.0)
+            dout_c = tl.load(dout_ptr + 2 * row + 2 * s + 1, mask=valid, other=0.0)
+            ds = _grad_logits(q, k, key, key_ok, lse2, delta, dout_r, dout_c, qk_scale, W, PRECISION)
+            dk += tl.dot(tl.trans(ds), q, input_precision=PRECISION)
+    tl.store(dk_ptr + k_frame + k_offsets, dk * scale, mask=k_mask)
 
 
 @triton.autotune(configs=dense_configs(), key=_TUNING_KEY)

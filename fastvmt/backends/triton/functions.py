@@ -2,7 +2,8 @@
 
 The forward passes save the inputs and the per-query base-2 log-sum-exp (``N x SQ`` floats); the backward
 passes recompute the probabilities from it, so the memory of a pass is ``O(N * SQ)`` besides inputs and
-gradients. Positions, softmax statistics and outputs are accumulated and returned in float32 whatever the inputs' dtype
+gradients. The backward kernels use no atomics (``worklists`` orders their work), so gradients are bit-identical
+run to run. Positions, softmax statistics and outputs are accumulated and returned in float32 whatever the inputs' dtype
 (a bfloat16 position would step by 0.25-0.5 token); gradients come back in the inputs' dtype.
 """
 
@@ -14,7 +15,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from fastvmt.backends.triton.configs import block_d, dot_precision
+from fastvmt.backends.triton.configs import block_d, dot_precision, query_block_shape, windowed_dk_block
 from fastvmt.backends.triton.dense_kernels import (
     dense_argmax_kernel,
     dense_dk_kernel,
@@ -23,9 +24,11 @@ from fastvmt.backends.triton.dense_kernels import (
 )
 from fastvmt.backends.triton.windowed_kernels import (
     MAX_FRAME_TOKENS,
-    windowed_backward_kernel,
+    windowed_dk_kernel,
+    windowed_dq_kernel,
     windowed_forward_kernel,
 )
+from fastvmt.backends.triton.worklists import key_block_entries, pairs_by_frame
 from fastvmt.checkmode import checks_active
 
 __all__ = ["dense_argmax_positions", "dense_positions", "windowed_positions"]
@@ -93,17 +96,17 @@ class _DensePositions(torch.autograd.Function):
         grad_out = grad_out.float().contiguous()
         delta = _delta(out, grad_out)
         meta = _dense_meta(q.dtype, h, w, d)
-        args = (q, k, pairs, grad_out, lse2, delta)
+        grads = (grad_out, lse2, delta)
         dq = dk = None
         if ctx.needs_input_grad[0]:
-            dq = torch.zeros(q.shape, device=q.device, dtype=torch.float32)
-            grid_q = lambda cfg: (triton.cdiv(sq, cfg["BLOCK_M"]), n)  # noqa: E731
-            dense_dq_kernel[grid_q](*args, dq, ctx.scale, sq, d, **meta)
+            dq = torch.empty(q.shape, device=q.device, dtype=torch.float32)
+            grid_q = lambda cfg: (triton.cdiv(sq, cfg["BLOCK_M"]), f)  # noqa: E731
+            dense_dq_kernel[grid_q](q, k, pairs, *pairs_by_frame(pairs[:, 0], f), *grads, dq, ctx.scale, sq, d, **meta)
             dq = dq.to(q.dtype)
         if ctx.needs_input_grad[1]:
-            dk = torch.zeros(k.shape, device=k.device, dtype=torch.float32)
-            grid_k = lambda cfg: (triton.cdiv(h * w, cfg["BLOCK_N"]), n)  # noqa: E731
-            dense_dk_kernel[grid_k](*args, dk, ctx.scale, sq, d, **meta)
+            dk = torch.empty(k.shape, device=k.device, dtype=torch.float32)
+            grid_k = lambda cfg: (triton.cdiv(h * w, cfg["BLOCK_N"]), f)  # noqa: E731
+            dense_dk_kernel[grid_k](q, k, pairs, *pairs_by_frame(pairs[:, 1], f), *grads, dk, ctx.scale, sq, d, **meta)
             dk = dk.to(k.dtype)
         return dq, dk, None, None
 
@@ -121,7 +124,7 @@ class _WindowedPositions(torch.autograd.Function):
         meta = dict(BLOCK_D=block_d(d), PRECISION=dot_precision(q.dtype))
         windowed_forward_kernel[_windowed_grid(h, w, n)](q, k, pairs, starts, out, lse2, *shape_args, **meta)
         ctx.save_for_backward(q, k, pairs, starts, out, lse2)
-        ctx.shape_args = shape_args
+        ctx.shape_args, ctx.tile, ctx.extent = shape_args, tile, extent
         return out
 
     @staticmethod
@@ -131,17 +134,46 @@ class _WindowedPositions(torch.autograd.Function):
         f, h, w, d = k.shape
         grad_out = grad_out.float().contiguous()
         delta = _delta(out, grad_out)
-        dq = torch.zeros(q.shape, device=q.device, dtype=torch.float32)
-        dk = torch.zeros(k.shape, device=k.device, dtype=torch.float32)
         meta = dict(BLOCK_D=block_d(d), PRECISION=dot_precision(q.dtype))
-        windowed_backward_kernel[_windowed_grid(h, w, pairs.shape[0])](
-            q, k, pairs, starts, grad_out, lse2, delta, dq, dk, *ctx.shape_args, **meta
-        )
-        return dq.to(q.dtype), dk.to(k.dtype), None, None, None, None, None
+        grads = (starts, grad_out, lse2, delta)
+        dq = dk = None
+        if ctx.needs_input_grad[0]:
+            dq = torch.empty(q.shape, device=q.device, dtype=torch.float32)
+            windowed_dq_kernel[_windowed_grid(h, w, f)](
+                q, k, pairs, *pairs_by_frame(pairs[:, 0], f), *grads, dq, *ctx.shape_args, **meta
+            )
+            dq = dq.to(q.dtype)
+        if ctx.needs_input_grad[1]:
+            dk = torch.empty(k.shape, device=k.device, dtype=torch.float32)
+            windowed_dk_kernel[_key_rectangles(h, w, f)](
+                q, k, pairs, *_windowed_dk_entries(pairs, starts, f, (h, w), ctx.tile, ctx.extent), *grads, dk,
+                *ctx.shape_args, **meta,
+            )  # fmt: skip
+            dk = dk.to(k.dtype)
+        return dq, dk, None, None, None, None, None
 
 
-def _windowed_grid(h: int, w: int, n: int):
-    return lambda cfg: (triton.cdiv(h, cfg["QH"]) * triton.cdiv(w, cfg["QW"]), n)
+def _key_rectangle() -> tuple[int, int]:
+    block = windowed_dk_block()
+    return block["BLOCK_N"] // block["KW"], block["KW"]
+
+
+def _key_rectangles(h: int, w: int, frames: int) -> tuple[int, int]:
+    """Grid of the windowed dk pass: key rectangles of a frame x frames."""
+    kh, kw = _key_rectangle()
+    return triton.cdiv(h, kh) * triton.cdiv(w, kw), frames
+
+
+def _windowed_dk_entries(pairs, starts, frames: int, grid: tuple[int, int], tile, extent):
+    """``windowed_dk_kernel``'s (pair, query block) entries per key rectangle, for its fixed block sizes."""
+    (h, w), (th, tw) = grid, tile
+    query_block = query_block_shape(windowed_dk_block()["BLOCK_M"], tile, (h // th, w // tw), extent)
+    return key_block_entries(starts, pairs[:, 1], frames, grid, tile, extent, query_block, _key_rectangle())
+
+
+def _windowed_grid(h: int, w: int, programs: int):
+    """Grid of the query-block kernels: query blocks of a frame x ``programs`` (pairs or frames)."""
+    return lambda cfg: (triton.cdiv(h, cfg["QH"]) * triton.cdiv(w, cfg["QW"]), programs)
 
 
 def dense_positions(
