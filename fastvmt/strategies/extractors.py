@@ -47,6 +47,8 @@ def _check_common(heads: str, sf: int, tau: float, pairs: str) -> None:
 
 
 def _float_qk(features: AttentionFeatures, heads: str) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Reduced q, k in float32 for every backend. Production precision, chosen: the triton backend multiplies
+    float32 in TF32, which holds a bfloat16 backbone's values exactly (docs/backends/triton.md, Precision)."""
     q, k, scale = reduce_heads(features, heads)
     return q.float(), k.float(), scale
 

@@ -70,8 +70,8 @@ class TritonBackend(AMFBackend):
 
     Feature size ``D`` up to 256, any value (padded inside the kernels to a power of two by masked loads).
     ``window_key_means`` is the base class's summed-area table in torch (memory-bound and already ``O(F*S*D)``,
-    a kernel would not be faster). Gradients are accumulated with float32 atomics, so their last bits vary
-    from run to run on a GPU.
+    a kernel would not be faster). The backward passes use no atomics and sum in a fixed order: gradients are
+    bit-identical from run to run.
     """
 
     name = "triton"
