@@ -129,6 +129,10 @@ class MotionEmbeddings:
                 f"the motion file was made for a {self.video['num_frames']}-frame {self.video['width']}x"
                 f"{self.video['height']} video (token grid {tuple(self.video['grid'])}), this run's grid is "
                 f"{(grid.frames, grid.height, grid.width)}: use that size")
+        self.check_schedule(sigmas)
+
+    def check_schedule(self, sigmas: tuple[float, ...]) -> None:
+        """``MotionFileError`` unless this motion was made for the schedule ``sigmas``."""
         if len(sigmas) != len(self.sigmas) or any(abs(a - b) > SIGMA_TOLERANCE for a, b in zip(sigmas, self.sigmas)):
             raise MotionFileError(
                 f"the motion file was made for another step schedule ({len(self.sigmas)} steps, sampling "
