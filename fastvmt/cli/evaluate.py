@@ -118,6 +118,10 @@ def cost(
         False, "--check-activations", help="With --memory: also count the guidance activations with torch on the "
         "meta device (diffsynth's real blocks, no memory) and print the model's error."
     ),
+    prompts: list[int] = typer.Option(
+        [], help="Print instead the cost of this many prompts sharing one saved motion (repeatable, e.g. --prompts 1 "
+        "--prompts 4 --prompts 16) against guiding each prompt."
+    ),
 ) -> None:
     """FLOPs of a whole guided generation per strategy, by phase, with ratios and an H100 time floor (or, with
     --memory, its peak GPU memory)."""
@@ -141,6 +145,14 @@ def cost(
         _memory(backbone, frames, height, width, names, as_json, check_activations)
         return
     sampling = Sampling(num_steps=steps)
+    if prompts:
+        from fastvmt.cli.amortised_table import amortised_rows, print_amortised
+
+        if strategy or memory or strength_semantics is not None:
+            raise ValueError("--prompts costs the motion-embedding recipe (ditflow_rope): drop --strategy and "
+                             "--strength-semantics")
+        print_amortised(amortised_rows(backbone, frames, height, width, prompts, sampling, tflops), tflops, as_json)
+        return
     recipes = {name: RECIPES[name] for name in names}
     if strength_semantics is not None:
         semantics = check_field("strength_semantics", strength_semantics)
