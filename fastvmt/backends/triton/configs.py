@@ -20,10 +20,10 @@ __all__ = [
     "dot_precision",
     "interpreter_requested",
     "query_block_shape",
-    "windowed_backward_configs",
     "windowed_configs",
     "windowed_dk_block",
     "windowed_dk_configs",
+    "windowed_dq_configs",
 ]
 
 
@@ -76,7 +76,7 @@ def windowed_configs() -> list[triton.Config]:
     return _configs([(m, n, w) for m, n in [(64, 64), (128, 64), (64, 32)] for w in (4, 8)])
 
 
-def windowed_backward_configs() -> list[triton.Config]:
+def windowed_dq_configs() -> list[triton.Config]:
     """Autotune candidates of the windowed ``dq`` pass (query blocks walking their windows' box): 64 x 64 on 8
     warps; 128 x 64 and 4 warps spill a few bytes in TF32."""
     return _configs([(64, 64, 8)])

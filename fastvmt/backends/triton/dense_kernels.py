@@ -22,7 +22,7 @@ import triton.language as tl
 from fastvmt.backends.triton.configs import dense_backward_configs, dense_configs
 
 __all__ = [
-    "dense_argmax_kernel", "dense_dk_kernel", "dense_dq_kernel", "dense_forward_kernel", "frame_pairs", "key_position",
+    "dense_argmax_kernel", "dense_dk_kernel", "dense_dq_kernel", "dense_forward_kernel", "group_range", "key_position",
     "pair_bases",
 ]
 
@@ -43,9 +43,9 @@ def pair_bases(pairs_ptr, n, q_frame_size, k_frame_size, rows_per_pair):
 
 @triton.jit
 @no_type_check
-def frame_pairs(offsets_ptr, frame):
-    """Range ``[first, last)`` in ``order`` of the pairs that read ``frame`` (int64 scalars)."""
-    return tl.load(offsets_ptr + frame), tl.load(offsets_ptr + frame + 1)
+def group_range(offsets_ptr, group):
+    """Range ``[first, last)`` of ``group``'s entries in a grouped work list (the pairs that read a frame), int64."""
+    return tl.load(offsets_ptr + group), tl.load(offsets_ptr + group + 1)
 
 
 @triton.jit
@@ -138,7 +138,7 @@ def dense_dq_kernel(
     q = tl.load(q_ptr + q_frame + q_offsets, mask=q_mask, other=0.0)
     qk_scale = scale * 1.4426950408889634
     dq = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
-    first_pair, last_pair = frame_pairs(offsets_ptr, frame)
+    first_pair, last_pair = group_range(offsets_ptr, frame)
     for at in range(first_pair, last_pair):
         _, k_frame, row = pair_bases(pairs_ptr, tl.load(order_ptr + at), SQ * D, S * D, SQ)
         lse2 = tl.load(lse2_ptr + row + s, mask=valid, other=0.0)
@@ -179,7 +179,7 @@ def dense_dk_kernel(
     k = tl.load(k_ptr + k_frame + k_offsets, mask=k_mask, other=0.0)
     qk_scale = scale * 1.4426950408889634
     dk = tl.zeros([BLOCK_N, BLOCK_D], tl.float32)
-    first_pair, last_pair = frame_pairs(offsets_ptr, frame)
+    first_pair, last_pair = group_range(offsets_ptr, frame)
     for at in range(first_pair, last_pair):
         q_frame, _, row = pair_bases(pairs_ptr, tl.load(order_ptr + at), SQ * D, S * D, SQ)
         for first in range(0, SQ, BLOCK_M):

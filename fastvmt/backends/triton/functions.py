@@ -154,6 +154,7 @@ class _WindowedPositions(torch.autograd.Function):
 
 
 def _key_rectangle() -> tuple[int, int]:
+    """Rows x cols of the key rectangle a windowed dk program owns (``windowed_dk_block``)."""
     block = windowed_dk_block()
     return block["BLOCK_N"] // block["KW"], block["KW"]
 

@@ -27,11 +27,11 @@ import triton.language as tl
 
 from fastvmt.backends.triton.configs import (
     query_block_shape,
-    windowed_backward_configs,
     windowed_configs,
     windowed_dk_configs,
+    windowed_dq_configs,
 )
-from fastvmt.backends.triton.dense_kernels import frame_pairs, pair_bases
+from fastvmt.backends.triton.dense_kernels import group_range, pair_bases
 
 __all__ = ["MAX_FRAME_TOKENS", "windowed_dk_kernel", "windowed_dq_kernel", "windowed_forward_kernel"]
 
@@ -174,7 +174,7 @@ def _query_grads(row, s, valid, lse2_ptr, delta_ptr, dout_ptr):
     return lse2, delta, dout_r, dout_c
 
 
-@triton.autotune(configs=windowed_backward_configs(), key=_TUNING_KEY)
+@triton.autotune(configs=windowed_dq_configs(), key=_TUNING_KEY)
 @triton.heuristics(_QUERY_BLOCK)
 @triton.jit
 @no_type_check
@@ -200,7 +200,7 @@ def windowed_dq_kernel(
     q_mask = valid[:, None] & feat_ok[None, :]
     q = tl.load(q_ptr + q_frame + q_offsets, mask=q_mask, other=0.0)
     tiles = (H // th) * (W // tw)
-    first_pair, last_pair = frame_pairs(offsets_ptr, frame)
+    first_pair, last_pair = group_range(offsets_ptr, frame)
     for at in range(first_pair, last_pair):
         n = tl.load(order_ptr + at)
         _, k_frame, row = pair_bases(pairs_ptr, n, H * W * D, H * W * D, H * W)
@@ -256,7 +256,7 @@ def windowed_dk_kernel(
     qk_scale = scale * 1.4426950408889634  # log2(e): softmax in base 2
     dk = tl.zeros([BLOCK_N, BLOCK_D], tl.float32)
     tiles = (H // th) * (W // tw)
-    first_entry, last_entry = frame_pairs(offsets_ptr, frame * tl.num_programs(0) + rect)
+    first_entry, last_entry = group_range(offsets_ptr, frame * tl.num_programs(0) + rect)
     for at in range(first_entry, last_entry):
         n = tl.load(entries_ptr + 2 * at)
         q_frame, _, row = pair_bases(pairs_ptr, n, H * W * D, H * W * D, H * W)
