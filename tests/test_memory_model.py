@@ -1,6 +1,7 @@
 """The GPU memory model (docs/algorithm.md#memory): its activation term against torch's own count of diffsynth's
 blocks on the meta device, how each option moves the peak, the GPU sizes, and ``fastvmt bench cost --memory``."""
 
+import dataclasses
 import json
 
 import pytest
@@ -104,3 +105,26 @@ def test_bench_cost_memory_table_and_errors():
     assert alone.exit_code == 2 and "--check-activations goes with --memory" in alone.output
     release = runner.invoke(app, ["bench", "cost", "--memory", "--strategy", "fastvmt-release"])
     assert release.exit_code == 2 and "covers this package's runs" in release.output
+
+
+def test_checkpointing_adds_one_forward_of_the_blocks_before_the_captured_one_to_each_backward():
+    from fastvmt.costmodel import Depth, forward_flops, run_cost
+
+    recipe, config, grid = RECIPES["fastvmt"], RELEASED_DITS["1.3B"], FULL
+    checkpointed = dataclasses.replace(recipe, strategy=recipe.strategy.override(guidance_checkpointing=True))
+    plain, recomputed = run_cost(recipe, config, grid), run_cost(checkpointed, config, grid)
+    extra = {phase: recomputed.phases[phase] - plain.phases[phase] for phase in plain.phases}
+    blocks = recipe.strategy.block
+    per_gradient = forward_flops(config, grid, Depth(blocks)) - forward_flops(config, grid, Depth(0))
+    assert extra == {**dict.fromkeys(plain.phases, 0), "guidance backward": plain.gradients * per_gradient}
+    # blocks 0..b-1 are nearly all of the early-exit guidance forward (which adds embeddings and block b's q/k/v)
+    assert 0.9 < extra["guidance backward"] / plain.phases["guidance forward"] < 1
+    assert "checkpointed" in checkpointed.summary
+
+
+def test_bench_cost_guidance_checkpointing_costs_every_strategy_checkpointed():
+    args = ["bench", "cost", "--json", "--backbone", "1.3B", "--frames", "33", "--strategy", "fastvmt"]
+    plain, checkpointed = (json.loads(CliRunner().invoke(app, [*args, *flag]).stdout)["rows"][0]
+                           for flag in ([], ["--guidance-checkpointing"]))
+    assert checkpointed["total"] > plain["total"]
+    assert checkpointed["phases"]["denoising (CFG)"] == plain["phases"]["denoising (CFG)"]

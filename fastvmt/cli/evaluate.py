@@ -108,6 +108,10 @@ def cost(
         None, help="Replaces every strategy's strength_semantics: diffsynth (all steps run at any strength) or "
         "truncate (floor(steps * strength) run). Default: each strategy's own."
     ),
+    guidance_checkpointing: bool = typer.Option(
+        False, "--guidance-checkpointing", help="Cost every strategy with its guidance forward checkpointed (the "
+        "backward recomputes the blocks before the captured one)."
+    ),
     tflops: float = typer.Option(790.0, help="Sustained TFLOP/s for the time floor (H100 bf16: 790)."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
     memory: bool = typer.Option(
@@ -157,6 +161,9 @@ def cost(
     if strength_semantics is not None:
         semantics = check_field("strength_semantics", strength_semantics)
         recipes = {name: dataclasses.replace(recipe, strategy=recipe.strategy.override(strength_semantics=semantics))
+                   for name, recipe in recipes.items()}
+    if guidance_checkpointing:
+        recipes = {name: dataclasses.replace(recipe, strategy=recipe.strategy.override(guidance_checkpointing=True))
                    for name, recipe in recipes.items()}
     baseline = "ditflow" if "ditflow" in names else names[0]
     rows: list[dict[str, Any]] = []

@@ -124,6 +124,8 @@ class GuidanceRecipe:
                 forwards.append("guidance forward through the whole DiT")
             else:
                 forwards.append(f"early exit at block {strategy.block}'s q/k")
+            if strategy.guidance_checkpointing:
+                forwards[-1] += ", checkpointed"
         if PREDICTION in self.reads:
             forwards.append("velocity forwards without backward")
         text = (

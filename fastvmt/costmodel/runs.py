@@ -3,7 +3,9 @@
 A run samples ``steps_run`` flow-matching steps (two full DiT passes a step with classifier-free guidance); the
 steps its scheduler guides get reference readings (per guided step, or once), then ``J`` inner iterations of
 which those the scheduler picks read the DiT afresh and compute a gradient. Reading attention features costs a
-guidance forward to the features, the AMF of the generated video and the backward to the latents; reading a latent
+guidance forward to the features, the AMF of the generated video and the backward to the latents (with the
+strategy's ``guidance_checkpointing``, the backward also recomputes the forward of the blocks before the captured
+one, docs/algorithm.md#memory); reading a latent
 prediction (FlowMotion) costs a whole-DiT velocity forward (two passes with CFG; one for the reference, none for a
 clean reference) and no backward, its loss on the latents being negligible. VAE, text encoder and optimiser
 updates are not counted: they are the same for every strategy and small next to the DiT.
@@ -75,6 +77,9 @@ def run_cost(
     if attention:
         features = forward_flops(config, grid, recipe.forward_depth(config))
         backward = backward_flops(config, grid, Depth.until_qk(recipe.strategy.block))
+        if strategy.guidance_checkpointing:
+            block = recipe.strategy.block
+            backward += forward_flops(config, grid, Depth(block)) - forward_flops(config, grid, Depth(0))
         amf = amf_flops(recipe.amf_extractor, config, grid)
     else:
         features, backward, amf = 0, 0, AMFFlops(0, 0, 0)
