@@ -2,6 +2,8 @@
 give the gradients and runs of the plain forward (tiny Wan, float32) while autograd keeps fewer bytes; the option
 is validated, off in the presets and reaches the run from the command line."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -64,7 +66,7 @@ def test_checkpointing_keeps_fewer_bytes_for_the_backward(backbone):
     assert 0 < checkpointed < plain / 4
 
 
-def run(backbone, checkpointing, monkeypatch):
+def run(backbone, checkpointing, monkeypatch, preset="fastvmt", overrides=SMALL_FASTVMT):
     """A guided fastvmt run with checkpointing on or off; the checkpointing asked of every features call with
     gradients on (the reference motion and the motion check read without)."""
     asked = []
@@ -76,7 +78,7 @@ def run(backbone, checkpointing, monkeypatch):
         return features(*args, **kwargs)
 
     monkeypatch.setattr(backbone, "features", spy)
-    strategy = resolve_strategy("fastvmt", {**SMALL_FASTVMT, "guidance_checkpointing": checkpointing})
+    strategy = resolve_strategy(preset, {**overrides, "guidance_checkpointing": checkpointing})
     reference = np.random.default_rng(0).integers(0, 256, size=(9, 48, 64, 3), dtype=np.uint8)
     result = MotionTransferPipeline(backbone, strategy)(reference, "a tiny test", num_inference_steps=5,
                                                         progress=False)
@@ -84,11 +86,21 @@ def run(backbone, checkpointing, monkeypatch):
     return result, asked
 
 
-def test_a_checkpointed_guided_run_equals_the_plain_run(backbone, monkeypatch):
-    plain, plain_asked = run(backbone, False, monkeypatch)
-    checkpointed, asked = run(backbone, True, monkeypatch)
+@pytest.mark.parametrize("preset, overrides", [
+    ("fastvmt", SMALL_FASTVMT),
+    ("fastvmt", {**SMALL_FASTVMT, "target": "rope"}),  # RoPE offsets, set by block pre-hooks, get gradients too
+    ("ditflow_full", {"inner_iterations": 2}),  # keys and values injected into block 0, which is recomputed
+])
+def test_a_checkpointed_guided_run_equals_the_plain_run(backbone, monkeypatch, preset, overrides):
+    plain, plain_asked = run(backbone, False, monkeypatch, preset, overrides)
+    checkpointed, asked = run(backbone, True, monkeypatch, preset, overrides)
     assert asked and all(asked) and not any(plain_asked)  # every guidance forward with a graph, checkpointed
-    assert plain.report.counts == checkpointed.report.counts and plain.report.counts.gradients_computed > 0
+    counts = plain.report.counts
+    assert counts.gradients_computed > 0
+    # the backward recomputes block 0's attention once a gradient, with the keys and values injected again
+    recomputed = counts.gradients_computed if checkpointed.report.config["strategy"]["kv_injection"] else 0
+    assert checkpointed.report.counts == dataclasses.replace(
+        counts, kv_injected_calls=counts.kv_injected_calls + recomputed)
     assert checkpointed.report.config["strategy"]["guidance_checkpointing"] is True
     torch.testing.assert_close(checkpointed.latents, plain.latents, **TOLERANCE)
 

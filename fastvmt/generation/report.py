@@ -42,8 +42,8 @@ class RunCounts:
     backbone afresh, ``gradients_reused`` those that reused the last reading: its gradient (attention features) or
     its velocity, with the loss re-evaluated at the moved latent (latent predictions). ``kv_reference_reads``
     counts the reference forwards that recorded keys and values for injection, ``kv_injected_calls`` the
-    self-attention calls that attended to them, recomputations under guidance checkpointing included
-    (docs/algorithm.md#motion-embeddings)."""
+    self-attention calls that attended to them (docs/algorithm.md#motion-embeddings), the recomputations of a
+    checkpointed guidance backward included (docs/algorithm.md#memory)."""
 
     steps: int = 0
     guided_steps: int = 0
