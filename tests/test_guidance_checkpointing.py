@@ -88,7 +88,6 @@ def run(backbone, checkpointing, monkeypatch, preset="fastvmt", overrides=SMALL_
 
 @pytest.mark.parametrize("preset, overrides", [
     ("fastvmt", SMALL_FASTVMT),
-    ("fastvmt", {**SMALL_FASTVMT, "target": "rope"}),  # RoPE offsets, set by block pre-hooks, get gradients too
     ("ditflow_full", {"inner_iterations": 2}),  # keys and values injected into block 0, which is recomputed
 ])
 def test_a_checkpointed_guided_run_equals_the_plain_run(backbone, monkeypatch, preset, overrides):
