@@ -292,8 +292,16 @@ class Backbone(ABC):
         context: Tensor,
         negative_context: Tensor | None = None,
         cfg_scale: float = 1.0,
+        cache: Any = None,
     ) -> Float[Tensor, "1 c f h8 w8"]:
-        """Flow-matching velocity, with classifier-free guidance when ``cfg_scale != 1``."""
+        """Flow-matching velocity, with classifier-free guidance when ``cfg_scale != 1``; ``cache`` is a step cache
+        of :meth:`step_cache` (only backbones that make one get one)."""
+
+    def step_cache(self, threshold: float, num_steps: int) -> Any:
+        """A fresh step cache for ``num_steps`` velocity calls (docs/algorithm.md#step-cache); ``ValueError`` for
+        a backbone that has none, as by default."""
+        raise ValueError(f"the {type(self).__name__} backbone has no step cache (no TeaCache coefficients fit it); "
+                         "turn the step cache off")
 
     @abstractmethod
     def features(

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import platform
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -87,6 +86,7 @@ def _choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
 
 def _setting_rules() -> dict[str, Any]:
     """Each setting's check, returning its normal form (imported on use: torch comes with the geometry)."""
+    from fastvmt.backbones.attention import ATTENTION_CHOICES
     from fastvmt.generation.sampling import check_num_steps, check_seed
     from fastvmt.io.checks import check_num_frames, check_size
     from fastvmt.strategies.spec import Strategy, check_field
@@ -115,6 +115,8 @@ def _setting_rules() -> dict[str, Any]:
         "dtype": lambda value: _choice("dtype", value, DTYPES),
         "device": lambda value: _text("device", value, optional=True),
         "offload": lambda value: check_flag("offload", value),
+        "attention": lambda value: _choice("attention", value, ATTENTION_CHOICES),
+        "step_cache": strategy_field("step_cache"),
         "progress": lambda value: check_flag("progress", value),
     }
 
@@ -158,8 +160,9 @@ class TransferSettings:
     ``strategy`` is a preset name or a strategy's ``to_dict()`` (a replayed sidecar's), with ``overrides``
     applied; ``seed`` is the seed of jobs without one; ``backend`` ``"auto"`` lets each op choose.
     ``denoising_strength`` and ``cfg_scale`` default to the strategy's, ``negative_prompt`` to Wan's.
-    ``offload`` keeps the weights in CPU memory between uses (low-VRAM GPUs). ``guidance_checkpointing``, when
-    given, replaces the strategy's (after the overrides).
+    ``offload`` keeps the weights in CPU memory between uses (low-VRAM GPUs). ``guidance_checkpointing`` and
+    ``step_cache`` (docs/algorithm.md#step-cache), when given, replace the strategy's (after the overrides).
+    ``attention`` is the DiT's attention kernel (:data:`~fastvmt.backbones.attention.ATTENTION_CHOICES`).
     """
 
     model_dir: str | Path
@@ -178,6 +181,8 @@ class TransferSettings:
     device: str | None = None
     offload: bool = False
     guidance_checkpointing: bool | None = None
+    attention: str = "auto"
+    step_cache: float | None = None
     progress: bool = False
 
     @classmethod
@@ -189,10 +194,11 @@ class TransferSettings:
 
     def check(self) -> TransferSettings:
         """Fail on a bad option before any model work: every value's type and range, the video size against
-        :func:`fastvmt.geometry.check_video_size`'s bound, the backend, the device, the checkpoint's files (found,
-        not read). Returns the settings with their numbers in normal form."""
+        :func:`fastvmt.geometry.check_video_size`'s bound, the backend, the device, the attention kernel's package,
+        the checkpoint's files (found, not read). Returns the settings with their numbers in normal form."""
         from fastvmt import plugins
         from fastvmt.backbones.architecture import check_stored_config
+        from fastvmt.backbones.attention import resolve_attention
         from fastvmt.backbones.checkpoint import locate_checkpoint, read_config
         from fastvmt.backbones.wan import resolve_device
         from fastvmt.io.checks import check_video_size
@@ -202,6 +208,7 @@ class TransferSettings:
         if checked.backend != "auto":
             plugins.get("backend", checked.backend)
         resolve_device(checked.device)
+        resolve_attention(checked.attention)
         files = locate_checkpoint(checked.model_dir)  # every file there, none of the weights read yet
         check_stored_config(read_config(files.config), files.config)
         return checked
@@ -218,19 +225,22 @@ class TransferSettings:
                                     {**self.overrides, **job.overrides})
         if self.guidance_checkpointing is not None:
             strategy = strategy.override(guidance_checkpointing=self.guidance_checkpointing)
+        if self.step_cache is not None:
+            strategy = strategy.override(step_cache=self.step_cache)
         build_components(strategy)
         strategy.check_block(_dit_blocks(self.model_dir))
         return strategy
 
     def load_backbone(self) -> Backbone:
-        """The backbone of ``model_dir`` in these settings' dtype, device and offloading."""
+        """The backbone of ``model_dir`` in these settings' dtype, device, offloading and attention kernel."""
         import torch
 
         from fastvmt import plugins
         from fastvmt.backbones.offload import OFFLOAD_TO_CPU
 
         offload = OFFLOAD_TO_CPU if self.offload else None
-        options: dict[str, Any] = {"dtype": getattr(torch, self.dtype), "offload": offload}
+        options: dict[str, Any] = {"dtype": getattr(torch, self.dtype), "offload": offload,
+                                   "attention": self.attention}
         if self.device is not None:
             options["device"] = self.device
         return plugins.get("backbone", BACKBONE).from_pretrained(self.model_dir, **options)
@@ -258,8 +268,10 @@ class PreparedTransfer:
 
     def run(self, pipeline: MotionTransferPipeline) -> TransferResult:
         """Generate the video. The report's config also records what replays the run from any folder: the
-        resolved reference and model folder, dtype, requested device, offloading, the AMF backend in effect,
-        and the ``environment`` it ran in (:func:`run_environment`)."""
+        resolved reference and model folder, dtype, requested device, offloading, the AMF backend in effect, the
+        attention setting (and ``attention_note`` when the guidance forward runs another kernel) and the
+        ``environment`` it ran in (:func:`run_environment`)."""
+        from fastvmt.backbones.attention import resolve_attention
         from fastvmt.generation.pipeline import DEFAULT_NEGATIVE_PROMPT
 
         job, settings = self.job, self.settings
@@ -272,8 +284,12 @@ class PreparedTransfer:
         result.report.config.update(
             reference=str(Path(job.reference).resolve()), model_dir=str(Path(settings.model_dir).resolve()),
             dtype=settings.dtype, device=settings.device, offload=settings.offload,
-            backend=effective_backend(settings.backend), environment=run_environment(result.latents.device),
+            backend=effective_backend(settings.backend), attention=settings.attention,
+            environment=run_environment(result.latents.device, settings.attention),
         )
+        note = resolve_attention(settings.attention).note
+        if note is not None:
+            result.report.config["attention_note"] = note
         return result
 
     def write(self, result: TransferResult, **sections: Any) -> None:
@@ -339,29 +355,21 @@ def effective_backend(backend: str) -> str:
     return backend if backend != "auto" else os.environ.get(ENV_BACKEND) or "auto"
 
 
-def _dit_attention() -> str | None:
-    """The attention kernel diffsynth's Wan DiT calls (None when that module was not loaded: another backbone)."""
-    dit = sys.modules.get("diffsynth.models.wan_video_dit")
-    if dit is None:
-        return None
-    for flag, kernel in (("FLASH_ATTN_3_AVAILABLE", "flash_attention_3"), ("FLASH_ATTN_2_AVAILABLE",
-                         "flash_attention_2"), ("SAGE_ATTN_AVAILABLE", "sage_attention")):
-        if getattr(dit, flag, False):
-            return kernel
-    return "torch_sdpa"
-
-
-def run_environment(device: Any) -> dict[str, Any]:
-    """Where a run computes on ``device`` (a ``torch.device``): the device with its index, its model name and
-    the DiT's attention kernel. Recorded in the sidecar; a replay elsewhere is noted (:func:`replay_note`)."""
+def run_environment(device: Any, attention: str = "auto") -> dict[str, Any]:
+    """Where a run computes on ``device`` (a ``torch.device``) with the ``attention`` setting: the device with its
+    index, its model name and the DiT's attention kernels (:func:`~fastvmt.backbones.attention.resolve_attention`:
+    the one without gradients, the guidance forward's). Recorded in the sidecar; a replay elsewhere is noted
+    (:func:`replay_note`)."""
     import torch
 
-    device = torch.device(device)
+    from fastvmt.backbones.attention import resolve_attention
+
+    device, choice = torch.device(device), resolve_attention(attention)
+    kernels = {"attention": choice.kernel, "gradient_attention": choice.gradient_kernel}
     if device.type == "cuda":
         index = torch.cuda.current_device() if device.index is None else device.index
-        return {"device": f"cuda:{index}", "device_name": torch.cuda.get_device_name(index),
-                "attention": _dit_attention()}
-    return {"device": str(device), "device_name": platform.machine(), "attention": _dit_attention()}
+        return {"device": f"cuda:{index}", "device_name": torch.cuda.get_device_name(index), **kernels}
+    return {"device": str(device), "device_name": platform.machine(), **kernels}
 
 
 def replay_note(recorded: Mapping[str, Any], settings: TransferSettings, device: Any) -> str | None:
@@ -370,7 +378,7 @@ def replay_note(recorded: Mapping[str, Any], settings: TransferSettings, device:
     or None when it does not: such a replay runs, but its frames may differ."""
     from fastvmt.generation.report import package_versions
 
-    now = {"dtype": settings.dtype, **run_environment(device)}
+    now = {"dtype": settings.dtype, **run_environment(device, settings.attention)}
     then = {key: recorded[key] for key in ("dtype",) if key in recorded}
     then |= {key: value for key, value in (recorded.get("environment") or {}).items() if key in now}
     versions, recorded_versions = package_versions(), recorded.get("versions") or {}

@@ -18,6 +18,8 @@ from einops import rearrange
 from jaxtyping import Float
 from torch import Tensor
 
+from fastvmt.backbones.step_cache import BranchCache
+
 __all__ = ["capture_qk", "dit_forward", "rope_frequencies"]
 
 
@@ -45,12 +47,14 @@ def dit_forward(
     context: Float[Tensor, "b l ct"],
     *,
     checkpointed_blocks: int = 0,
+    cache: BranchCache | None = None,
 ) -> Float[Tensor, "b c f h8 w8"]:
     """Velocity for each of the ``b`` contexts (the latent is shared): one batched forward.
 
     Blocks ``0..checkpointed_blocks-1`` run under activation checkpointing when gradients are enabled
     (diffsynth's ``gradient_checkpoint_forward``, non-reentrant): autograd keeps only each block's inputs and
-    recomputes the block in the backward. The values and gradients are those without it.
+    recomputes the block in the backward. The values and gradients are those without it. With ``cache`` (a step
+    cache's branch, :mod:`fastvmt.backbones.step_cache`) the blocks may be skipped for their cached residual.
     """
     t = dit.time_embedding(sinusoidal_embedding_1d(dit.freq_dim, timestep.float()).to(latents.dtype))
     t_mod = dit.time_projection(t).unflatten(1, (6, dit.dim))
@@ -61,9 +65,14 @@ def dit_forward(
     x = x.expand(context.shape[0], -1, -1)
     freqs = rope_frequencies(dit, frames, height, width, x.device)
     checkpointing = torch.is_grad_enabled()  # without a graph there is nothing to recompute
-    for index, block in enumerate(dit.blocks):
-        checkpointed = checkpointing and index < checkpointed_blocks
-        x = gradient_checkpoint_forward(block, checkpointed, False, x, context, t_mod, freqs)
+
+    def run_blocks(tokens: Tensor) -> Tensor:
+        for index, block in enumerate(dit.blocks):
+            checkpointed = checkpointing and index < checkpointed_blocks
+            tokens = gradient_checkpoint_forward(block, checkpointed, False, tokens, context, t_mod, freqs)
+        return tokens
+
+    x = run_blocks(x) if cache is None else cache.blocks(dit, x, t_mod, run_blocks)
     x = dit.head(x, t)
     return dit.unpatchify(x, (frames, height, width))
 

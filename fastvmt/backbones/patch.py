@@ -21,6 +21,8 @@ temperature (:data:`~fastvmt.patch_features.PATCH_TAU` for near-hard matching, l
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float
@@ -93,8 +95,11 @@ class PatchBackbone(Backbone):
         context: Tensor,
         negative_context: Tensor | None = None,
         cfg_scale: float = 1.0,
+        cache: Any = None,
     ) -> Float[Tensor, "1 12 f h8 w8"]:
-        """Zero: sampling does not change the latents."""
+        """Zero: sampling does not change the latents. No step cache (``cache`` must be None)."""
+        if cache is not None:
+            self.step_cache(0.0, 0)  # raises: this backbone has none
         self.velocity_calls += 1
         return torch.zeros_like(latents)
 

@@ -21,6 +21,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from fastvmt.backbones.offload import OFFLOAD_CHOICES
+from fastvmt.backbones.step_cache import BranchCache, StepCache, coefficients_model_id
 from fastvmt.geometry import SPATIAL_FACTOR, TEMPORAL_FACTOR, video_geometry
 from fastvmt.interfaces import AttentionFeatures, Backbone, VideoGeometry, uses_cfg
 
@@ -85,6 +86,13 @@ class WanBackbone(Backbone):
             ``cfg_merge``: faster, twice the activation memory, the same velocity up to float rounding) instead of
             two forwards. A backbone option, not a strategy field, since it changes no result; the CLI keeps the
             default.
+        attention: the DiT's attention kernel, one of ``ATTENTION_CHOICES`` (diffsynth's names; ``auto``: what
+            diffsynth's Wan DiT picks); one without a backward serves the calls without gradient and the guidance
+            forward runs one that has (:mod:`fastvmt.backbones.attention`). ``ValueError`` when its package is
+            missing.
+        teacache_model_id: whose TeaCache coefficients the step cache uses (diffsynth's ids, e.g.
+            ``"Wan2.1-T2V-1.3B"``); ``None``: the released DiT of this one's size, an error for other sizes. Set
+            it only to borrow coefficients on purpose (the tiny test model).
         vae_tile_size, vae_tile_stride: VAE tiling in latent pixels, used when a video is bigger than a tile.
     """
 
@@ -100,14 +108,23 @@ class WanBackbone(Backbone):
         offload: str | None = None,
         vram_limit: float | None = None,
         cfg_batch: bool = False,
+        attention: str = "auto",
+        teacache_model_id: str | None = None,
         vae_tile_size: tuple[int, int] = VAE_TILE_SIZE,
         vae_tile_stride: tuple[int, int] = VAE_TILE_STRIDE,
     ):
+        from fastvmt.backbones.attention import resolve_attention
+        from fastvmt.backbones.kernel_attention import use_kernels
         from fastvmt.backbones.modules import prepare
         from fastvmt.backbones.offload import default_vram_limit, enable_offload
 
         resolved = resolve_device(device)
         _check_options(dtype, resolved, offload, vram_limit)
+        self.attention = resolve_attention(attention)
+        if teacache_model_id is not None:
+            coefficients_model_id(dit, teacache_model_id)
+        self.teacache_model_id = teacache_model_id
+        dit = use_kernels(dit, self.attention)
         self._device, self._dtype = resolved, dtype
         self.num_blocks = len(dit.blocks)
         self.heads = dit.blocks[0].self_attn.num_heads
@@ -139,6 +156,8 @@ class WanBackbone(Backbone):
         offload: str | None = None,
         vram_limit: float | None = None,
         cfg_batch: bool = False,
+        attention: str = "auto",
+        teacache_model_id: str | None = None,
         vae_tile_size: tuple[int, int] = VAE_TILE_SIZE,
         vae_tile_stride: tuple[int, int] = VAE_TILE_STRIDE,
     ) -> WanBackbone:
@@ -152,9 +171,11 @@ class WanBackbone(Backbone):
 
         from fastvmt.backbones import architecture as arch
         from fastvmt.backbones import checkpoint, modules
+        from fastvmt.backbones.attention import resolve_attention
 
         resolved = resolve_device(device)
         _check_options(dtype, resolved, offload, vram_limit)
+        resolve_attention(attention)  # a missing kernel package fails before the weights are read
         files = checkpoint.locate_checkpoint(model_dir)
         stored = arch.check_stored_config(checkpoint.read_config(files.config), files.config)
         # Straight to the compute device, unless weights are to live in CPU memory.
@@ -191,6 +212,7 @@ class WanBackbone(Backbone):
         return cls(
             dit, vae, text_encoder, tokenizer,
             dtype=dtype, device=resolved, offload=offload, vram_limit=vram_limit, cfg_batch=cfg_batch,
+            attention=attention, teacache_model_id=teacache_model_id,
             vae_tile_size=vae_tile_size, vae_tile_stride=vae_tile_stride,
         )
 
@@ -306,8 +328,10 @@ class WanBackbone(Backbone):
         context: Float[Tensor, "1 l d"],
         negative_context: Float[Tensor, "1 l d"] | None = None,
         cfg_scale: float = 1.0,
+        cache: StepCache | None = None,
     ) -> Float[Tensor, "1 c f h8 w8"]:
-        """Flow-matching velocity; with ``cfg_scale != 1``: ``v_neg + cfg_scale * (v_pos - v_neg)``."""
+        """Flow-matching velocity; with ``cfg_scale != 1``: ``v_neg + cfg_scale * (v_pos - v_neg)``. ``cache`` (from
+        :meth:`step_cache`) may reuse the blocks' last residual, per CFG branch."""
         from fastvmt.backbones.forward import dit_forward
 
         self._check_latents(latents)
@@ -323,13 +347,24 @@ class WanBackbone(Backbone):
         t = self._timestep(timestep)
         x = latents.to(device=self._device, dtype=self._dtype)
         self._use(self.dit)
+
+        def branch(name: str) -> dict[str, BranchCache]:
+            return {} if cache is None else {"cache": cache.branch(name)}
+
         if not uses_cfg(cfg_scale):
-            return dit_forward(self.dit, x, t, context)
+            return dit_forward(self.dit, x, t, context, **branch("positive"))
         if self.cfg_batch and context.shape == negative_context.shape:
-            positive, negative = dit_forward(self.dit, x, t, torch.cat([context, negative_context])).chunk(2)
+            both = torch.cat([context, negative_context])
+            positive, negative = dit_forward(self.dit, x, t, both, **branch("merged")).chunk(2)
         else:
-            positive, negative = dit_forward(self.dit, x, t, context), dit_forward(self.dit, x, t, negative_context)
+            positive = dit_forward(self.dit, x, t, context, **branch("positive"))
+            negative = dit_forward(self.dit, x, t, negative_context, **branch("negative"))
         return negative + cfg_scale * (positive - negative)
+
+    def step_cache(self, threshold: float, num_steps: int) -> StepCache:
+        """A fresh step cache (diffsynth's TeaCache at ``threshold``) for ``num_steps`` velocity calls;
+        ``ValueError`` for a DiT without TeaCache coefficients (see ``teacache_model_id``)."""
+        return StepCache(threshold, num_steps, coefficients_model_id(self.dit, self.teacache_model_id))
 
     def features(
         self,

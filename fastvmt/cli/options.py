@@ -16,6 +16,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from fastvmt.backbones.attention import ATTENTION_CHOICES
 from fastvmt.cli.errors import parse_overrides
 from fastvmt.strategies.spec import CFG_SCALE_RANGE
 from fastvmt.transfer_run import DTYPES, TransferSettings
@@ -77,6 +78,13 @@ _SHARED: dict[str, Any] = {
         help="Recompute the guidance forward's blocks in the backward instead of keeping their activations: less "
              "GPU memory, one more forward of those blocks per gradient, the same result. (default: the "
              "strategy's)")],
+    "attention": Annotated[Optional[str], typer.Option(
+        "--attention", help=f"DiT attention kernel (diffsynth's names): {', '.join(ATTENTION_CHOICES)}; one "
+                            "without a backward (sage_attention) leaves the guidance forward to one with. "
+                            f"{_shown('attention')}")],
+    "step_cache": Annotated[Optional[float], typer.Option(
+        "--step-cache", help="TeaCache threshold (e.g. 0.2) for the denoising steps after the last guided one; "
+                             "--set step_cache=null turns a preset's off. (default: the strategy's)")],
 }
 
 

@@ -85,6 +85,8 @@ class MotionTransferPipeline:
         self.components = build_components(self.strategy)
         self.strategy.check_block(backbone.num_blocks)
         AttentionControl.check(backbone, self.strategy, self.components)
+        if self.strategy.step_cache is not None:
+            backbone.step_cache(self.strategy.step_cache, 1)  # a backbone without coefficients fails here
         self.backend = backend
 
     @classmethod
@@ -240,6 +242,8 @@ class MotionTransferPipeline:
         num_steps = len(schedule)
         guided_steps = [k for k in range(num_steps) if components and components.scheduler.is_guided(k, num_steps)]
         control = AttentionControl(backbone, strategy, run.geometry.grid, guided_steps)
+        last_guided = max(guided_steps, default=-1)
+        cache = _step_cache(backbone, strategy.step_cache, num_steps - 1 - last_guided)
         reference: tuple[Motion, Any] | None = None
         bar = tqdm(total=num_steps, disable=not progress, desc=f"fastvmt {strategy.name}", unit="step")
         with bar:
@@ -269,15 +273,21 @@ class MotionTransferPipeline:
                     loss = losses[-1]["total"] if losses else None
                     counts.guided_steps += 1
                 in_effect = control.guided(counts) if k in guided_steps else contextlib.nullcontext()
+                passes = velocity_passes(cfg)
                 with timer.phase("denoise"), torch.no_grad(), in_effect:
-                    velocity = backbone.velocity(x, timestep, context, negative, cfg)
+                    if cache is not None and k > last_guided:  # never a guided step's velocity
+                        computed = cache.passes_computed
+                        velocity = backbone.velocity(x, timestep, context, negative, cfg, cache=cache)
+                        passes = cache.passes_computed - computed
+                    else:
+                        velocity = backbone.velocity(x, timestep, context, negative, cfg)
                     check_finite(velocity, "the velocity (with classifier-free guidance)", step=k, num_steps=num_steps)
                     x = schedule.step(x, velocity, k)
                     check_finite(x, "the latents after the denoising step", step=k, num_steps=num_steps)
                 if k in guided_steps:
                     control.finish_step()
                 counts.steps += 1
-                counts.blocks_forward += backbone.num_blocks * velocity_passes(cfg)
+                counts.blocks_forward += backbone.num_blocks * passes
                 x = self._run_callbacks(callbacks, x, k, num_steps, timestep, schedule.sigmas[k], loss,
                                         k in guided_steps, counts)
                 if callbacks:
@@ -290,6 +300,7 @@ class MotionTransferPipeline:
             check_finite(decoded, "the decoded video")
             frames = tensor_to_frames(decoded)
         report.peak_memory = memory.read()
+        report.step_cache = cache.summary() if cache is not None else None
         with timer.phase("motion_check"):
             report.motion_check = check_motion(backbone, reference_latents, x, run.video, frames,
                                                block=strategy.block, counts=counts, empty_context=empty)
@@ -324,6 +335,14 @@ class MotionTransferPipeline:
                                      f"expected {tuple(x.shape)}")
                 x = replacement.to(x.device, x.dtype)
         return x
+
+
+def _step_cache(backbone: Backbone, threshold: float | None, unguided_steps: int) -> Any:
+    """A fresh step cache (docs/algorithm.md#step-cache) for the ``unguided_steps`` after the last guided one, or
+    None when the strategy has none or no step is left unguided."""
+    if threshold is None or unguided_steps == 0:
+        return None
+    return backbone.step_cache(threshold, unguided_steps)
 
 
 def _reference_noise(mode: str, noise: Tensor, generator: torch.Generator) -> Tensor | None:

@@ -81,7 +81,9 @@ class RunReport:
     """The record of one run; ``to_json`` writes the sidecar that ``--config`` replays.
 
     ``motion_check`` is the output's motion against the reference's (:mod:`fastvmt.generation.motion_check`);
-    ``peak_memory`` is ``{"bytes", "measure"}`` (:mod:`fastvmt.generation.peak_memory`).
+    ``peak_memory`` is ``{"bytes", "measure"}`` (:mod:`fastvmt.generation.peak_memory`). ``step_cache`` is, with
+    the step cache on, its threshold, coefficients' model id, steps and per CFG branch the velocity forwards
+    computed and cached (:meth:`fastvmt.backbones.step_cache.StepCache.summary`); None with it off.
     """
 
     config: dict[str, Any]
@@ -92,6 +94,7 @@ class RunReport:
     versions: dict[str, str] = field(default_factory=package_versions)
     motion_check: MotionCheck | None = None
     peak_memory: dict[str, Any] = field(default_factory=dict)
+    step_cache: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

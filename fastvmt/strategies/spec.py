@@ -113,6 +113,15 @@ def _learning_rate(name: str, value: Any) -> tuple[float, float]:
                  for end, rate in zip(("start", "end"), value))  # type: ignore[return-value]
 
 
+def _step_cache(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        return check_real(name, value, low=0.0, low_open=True)
+    except ValueError as exc:
+        raise ValueError(f"{exc} (TeaCache's threshold, e.g. 0.2; None/null turns the step cache off)") from None
+
+
 #: The rule of each non-component field: what its values must be, and their normal form.
 _FIELD_RULES: dict[str, Callable[[str, Any], Any]] = {
     "name": _name,
@@ -131,6 +140,7 @@ _FIELD_RULES: dict[str, Callable[[str, Any], Any]] = {
     "shift": lambda name, value: check_real(name, value, low=0.0, low_open=True),
     "cfg_scale": lambda name, value: check_real(name, value, low=CFG_SCALE_RANGE[0], high=CFG_SCALE_RANGE[1]),
     "guidance_checkpointing": check_flag,
+    "step_cache": _step_cache,
 }
 
 
@@ -182,6 +192,8 @@ class Strategy:
         kv_injection: DiT blocks whose self-attention keys and values come, during guided steps, from the
             reference noised to the step with the run's start noise and read with the prompt (DiTFlow's
             injection; empty: none).
+        step_cache: TeaCache's threshold for the denoising velocities after the last guided step
+            (docs/algorithm.md#step-cache), e.g. 0.2; ``None`` (the paper presets') computes every one.
         shift: flow-matching timestep shift.
         cfg_scale: classifier-free guidance scale of the denoising velocity.
     """
@@ -204,6 +216,7 @@ class Strategy:
     guidance_checkpointing: bool = False
     target: Literal["latent", "rope"] = "latent"
     kv_injection: tuple[int, ...] = ()
+    step_cache: float | None = None
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
