@@ -51,8 +51,9 @@ def test_a_replay_from_another_folder_gives_identical_frames_and_the_sidecar_rec
     assert (config["dtype"], config["device"], config["offload"], config["backend"]) == ("float32", None, False, "auto")
     assert config["environment"]["device"] == (f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available()
                                                else "cpu")  # the default device: CUDA when there is one
-    assert config["environment"]["attention"] in ("torch_sdpa", "flash_attention_2", "flash_attention_3",
-                                                  "sage_attention")
+    assert config["attention"] == "auto"
+    assert config["environment"]["attention"] in ("torch", "flash_attention_2", "flash_attention_3", "sage_attention")
+    assert config["environment"]["gradient_attention"] in ("torch", "flash_attention_2", "flash_attention_3")
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
