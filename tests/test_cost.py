@@ -290,12 +290,32 @@ def test_windowed_recipe_reads_the_extractor_window_and_tile():
 
 
 def test_turbo_preset_costs_the_truncated_steps_against_the_release_and_ditflow():
+    from fastvmt.costmodel import STEP_CACHE_SKIP
     from fastvmt.strategies.presets import FASTVMT_TURBO
 
-    assert FASTVMT_TURBO.override(name="fastvmt", strength_semantics="diffsynth") == FASTVMT  # nothing else differs
+    # nothing else differs
+    assert FASTVMT_TURBO.override(name="fastvmt", strength_semantics="diffsynth", step_cache=None) == FASTVMT
     config, grid = RELEASED_DITS["1.3B"], token_grid(81, 480, 832)
     turbo, fastvmt = run_cost(RECIPES["fastvmt_turbo"], config, grid), run_cost(RECIPES["fastvmt"], config, grid)
     assert (turbo.steps, turbo.guided, turbo.gradients) == (37, guided_step_count(0.2, 37), 7 * 4)
-    assert turbo.phases["denoising (CFG)"] * 50 == fastvmt.phases["denoising (CFG)"] * 37
+    last_guided = max(RECIPES["fastvmt_turbo"].guided_steps(37))
+    assert turbo.cached_steps == round(STEP_CACHE_SKIP * (37 - 1 - last_guided - 2)) > 0
+    assert turbo.phases["denoising (CFG)"] * 50 == fastvmt.phases["denoising (CFG)"] * (37 - turbo.cached_steps)
+    uncached = run_cost(RECIPES["fastvmt_turbo"], config, grid, step_cache_skip=0.0)
+    assert uncached.cached_steps == 0 and uncached.phases["denoising (CFG)"] * 50 == (
+        fastvmt.phases["denoising (CFG)"] * 37)
     for other in ("fastvmt-release", "ditflow", "fastvmt"):
         assert turbo.total < run_cost(RECIPES[other], config, grid).total
+
+
+def test_each_lever_alone_saves_on_the_release_and_all_together_save_the_most():
+    from fastvmt.costmodel import LEVERS, lever_costs
+
+    costs = lever_costs(RELEASED_DITS["14B"], token_grid(81, 480, 832))
+    release, turbo = costs["fastvmt-release"].total, costs["fastvmt_turbo"].total
+    for name in LEVERS:
+        assert turbo < costs[name].total < release
+    assert costs["release + step cache"].cached_steps > 0 and costs["release + truncated start"].cached_steps == 0
+    assert costs["release + early exit"].phases["denoising (CFG)"] == costs["fastvmt-release"].phases["denoising (CFG)"]
+    never = lever_costs(RELEASED_DITS["14B"], token_grid(81, 480, 832), step_cache_skip=0.0)
+    assert never["release + step cache"].total == release  # the cache's saving is all in the assumed share

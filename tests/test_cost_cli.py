@@ -66,3 +66,24 @@ def test_bench_cost_strength_semantics_replaces_each_strategys_own():
         assert truncated[name]["total"] <= own[name]["total"]
     bad = runner.invoke(app, ["bench", "cost", "--strength-semantics", "img2img"])
     assert bad.exit_code == 2 and "strength_semantics must be one of 'diffsynth', 'truncate'" in bad.stderr
+
+
+def test_bench_cost_shows_each_lever_and_the_turbo_ratio_to_the_release_under_the_stated_assumption():
+    from fastvmt.costmodel import lever_costs
+
+    runner = CliRunner()
+    result = runner.invoke(app, ["bench", "cost", "--backbone", "14B", "--frames", "81", "--json",
+                                 "--step-cache-skip", "0.3"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["step_cache_skip"] == 0.3
+    levers = {row["run"]: row for row in payload["levers"]}
+    expected = lever_costs(RELEASED_DITS["14B"], token_grid(81, 480, 832), step_cache_skip=0.3)
+    assert set(levers) == set(expected)
+    for name, run in expected.items():
+        assert levers[name]["total"] == run.total
+        assert abs(levers[name]["ratio_to_release"] - run.total / expected["fastvmt-release"].total) < 1e-12
+    table = runner.invoke(app, ["bench", "cost", "--backbone", "1.3B", "--frames", "33"])
+    assert "release + step cache" in table.stdout and "assumed to skip 50%" in table.stdout
+    bad = runner.invoke(app, ["bench", "cost", "--step-cache-skip", "1.5"])
+    assert bad.exit_code == 2 and "--step-cache-skip must be" in bad.stderr

@@ -113,6 +113,9 @@ def cost(
         "backward recomputes the blocks before the captured one)."
     ),
     tflops: float = typer.Option(790.0, help="Sustained TFLOP/s for the time floor (H100 bf16: 790)."),
+    step_cache_skip: Optional[float] = typer.Option(
+        None, help="Assumed share of the skippable unguided steps the step cache skips, 0 to 1 (it depends on the "
+        "weights). Default: fastvmt.costmodel.STEP_CACHE_SKIP, from TeaCache's reported ~2x on Wan2.1 T2V."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
     memory: bool = typer.Option(
         False, "--memory", help="Print the GPU memory model instead: peak GiB per strategy and option (checkpointing, "
@@ -127,14 +130,16 @@ def cost(
         "--prompts 4 --prompts 16) against guiding each prompt."
     ),
 ) -> None:
-    """FLOPs of a whole guided generation per strategy, by phase, with ratios and an H100 time floor (or, with
-    --memory, its peak GPU memory)."""
-    from fastvmt.costmodel import PHASES, RECIPES, Sampling, run_cost
+    """FLOPs of a whole guided generation per strategy, by phase, with ratios and an H100 time floor, and each speed
+    lever alone and together (or, with --memory, its peak GPU memory)."""
+    from fastvmt.costmodel import PHASES, RECIPES, STEP_CACHE_SKIP, Sampling, lever_costs, run_cost
     from fastvmt.strategies.spec import check_field
     from fastvmt.geometry import frame_count_at_least, token_grid
     from fastvmt.values import check_real
 
     check_real("--tflops", tflops, low=0.0, low_open=True)
+    step_cache_skip = STEP_CACHE_SKIP if step_cache_skip is None else step_cache_skip
+    check_real("--step-cache-skip", step_cache_skip, low=0.0, high=1.0)
 
     unknown = [name for name in backbone if name not in RELEASED_DITS]
     if unknown:
@@ -167,17 +172,22 @@ def cost(
                    for name, recipe in recipes.items()}
     baseline = "ditflow" if "ditflow" in names else names[0]
     rows: list[dict[str, Any]] = []
+    levers: list[dict[str, Any]] = []
     for size in backbone:
         for asked in frames:
             valid = frame_count_at_least(asked)
             grid = token_grid(valid, height, width)
-            costs = {name: run_cost(recipe, RELEASED_DITS[size], grid, sampling) for name, recipe in recipes.items()}
+            costs = {name: run_cost(recipe, RELEASED_DITS[size], grid, sampling, step_cache_skip)
+                     for name, recipe in recipes.items()}
+            levers.extend(_lever_rows(lever_costs(RELEASED_DITS[size], grid, sampling, step_cache_skip), size,
+                                      valid, tflops))
             for name, run in costs.items():
                 rows.append({
                     "backbone": size, "frames_asked": asked, "frames": valid, "height": height,
                     "width": width, "tokens": [grid.frames, grid.height, grid.width], "strategy": name,
                     "strength_semantics": recipes[name].strategy.strength_semantics,
-                    "steps": run.steps, "guided_steps": run.guided, "gradients": run.gradients,
+                    "steps": run.steps, "guided_steps": run.guided, "cached_steps": run.cached_steps,
+                    "gradients": run.gradients,
                     "reference_passes": run.reference_passes, "phases": run.phases, "total": run.total,
                     "guidance": run.total - run.phases[PHASES[0]],
                     f"speedup_vs_{baseline}": costs[baseline].total / run.total,
@@ -186,9 +196,34 @@ def cost(
                     "seconds_floor": run.seconds_at(tflops * 1e12),
                 })
     if as_json:
-        typer.echo(json.dumps({"tflops": tflops, "rows": rows}))
+        typer.echo(json.dumps({"tflops": tflops, "step_cache_skip": step_cache_skip, "rows": rows, "levers": levers}))
         return
     _print_cost_tables(rows, PHASES, baseline, tflops, recipes)
+    _print_lever_tables(levers, step_cache_skip)
+
+
+def _lever_rows(costs: dict[str, Any], size: str, frames: int, tflops: float) -> list[dict[str, Any]]:
+    """One row per lever run: FLOPs, floor seconds and the ratios to the release and to DiTFlow."""
+    release, ditflow = costs["fastvmt-release"].total, costs["ditflow"].total
+    return [{"backbone": size, "frames": frames, "run": name, "steps": run.steps, "cached_steps": run.cached_steps,
+             "total": run.total, "seconds_floor": run.seconds_at(tflops * 1e12),
+             "ratio_to_release": run.total / release, "ratio_to_ditflow": run.total / ditflow}
+            for name, run in costs.items()]
+
+
+def _print_lever_tables(levers: list[dict[str, Any]], step_cache_skip: float) -> None:
+    from fastvmt.cli.listings import echo_table
+
+    typer.echo(f"\nLevers on the release's recipe, alone and together (fastvmt_turbo); the step cache is assumed to "
+               f"skip {step_cache_skip:.0%} of the unguided steps it may skip (an assumption: it depends on the "
+               "weights). 'steps' = run/cached; ratio = total / the release's or DiTFlow's.")
+    for key in dict.fromkeys((row["backbone"], row["frames"]) for row in levers):
+        group = [row for row in levers if (row["backbone"], row["frames"]) == key]
+        typer.echo(f"\nWan2.1 {key[0]}, {key[1]} frames")
+        echo_table(("run", "steps", "total", "/ release", "/ ditflow", "floor s"), [
+            (row["run"], f"{row['steps']}/{row['cached_steps']}c", _pflop(row["total"]),
+             f"{row['ratio_to_release']:.2f}", f"{row['ratio_to_ditflow']:.2f}", f"{row['seconds_floor']:.1f}")
+            for row in group])
 
 
 def _memory(backbones: list[str], frames: list[int], height: int, width: int, names: list[str], as_json: bool,
