@@ -108,3 +108,23 @@ def test_a_kernel_without_backward_serves_the_calls_without_gradient_and_the_gui
     forward_only_sage.clear()
     plain.velocity(latents, 700.0, context)
     assert forward_only_sage == []  # another backbone in the same process keeps its own kernel
+
+
+def test_the_sidecar_records_the_kernels_and_the_fallback_note(forward_only_sage, tiny_wan_dir, tmp_path):
+    import json
+
+    from fastvmt.io import write_video
+    from fastvmt.synthetic import moving_scene
+
+    write_video(tmp_path / "scene.mp4", moving_scene(9, 48, 64, seed=3, pan=(0.0, 2.0))[0], fps=16)
+    result = CliRunner().invoke(app, [
+        "transfer", str(tmp_path / "scene.mp4"), "--prompt", "a ball", "--model-dir", str(tiny_wan_dir),
+        "--out", str(tmp_path / "run.mp4"), "--dtype", "float32", "--device", "cpu", "--attention", "sage_attention",
+        "--frames", "9", "--height", "48", "--width", "64", "--steps", "2", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    config = json.loads((tmp_path / "run.json").read_text())["config"]
+    assert config["attention"] == "sage_attention"
+    assert (config["environment"]["attention"], config["environment"]["gradient_attention"]) == (
+        "sage_attention", "torch")
+    assert config["attention_note"] == resolve_attention("sage_attention").note
+    assert forward_only_sage  # the run's DiT calls without gradient ran the stand-in

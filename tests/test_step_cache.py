@@ -42,6 +42,12 @@ def backbone(tiny):
     return tiny(teacache_model_id=POSITIVE_COEFFICIENTS)
 
 
+@pytest.fixture(scope="module")
+def plain(backbone, reference):
+    """The guided run without step cache."""
+    return _run(backbone, reference, None)
+
+
 def _run(backbone, reference, step_cache, strategy="fastvmt", **options):
     strategy = resolve_strategy(strategy, {"step_cache": step_cache})
     return MotionTransferPipeline(backbone, strategy)(reference, "a tiny test", num_inference_steps=STEPS,
@@ -55,8 +61,8 @@ def _guided_steps(strategy="fastvmt"):
     return [k for k in range(STEPS) if scheduler.is_guided(k, STEPS)]
 
 
-def test_a_tiny_threshold_caches_nothing_and_equals_the_uncached_run(backbone, reference):
-    plain, cached = _run(backbone, reference, None), _run(backbone, reference, 1e-9)
+def test_a_tiny_threshold_caches_nothing_and_equals_the_uncached_run(backbone, reference, plain):
+    cached = _run(backbone, reference, 1e-9)
     unguided = STEPS - 1 - max(_guided_steps())
     assert plain.report.step_cache is None
     assert cached.report.step_cache["steps"] == unguided > 0
@@ -67,7 +73,7 @@ def test_a_tiny_threshold_caches_nothing_and_equals_the_uncached_run(backbone, r
 
 
 def test_a_huge_threshold_caches_all_but_the_first_and_last_unguided_step_and_never_a_guided_one(
-        backbone, reference, monkeypatch):
+        backbone, reference, plain, monkeypatch):
     guided = _guided_steps()
     calls = []
     velocity = type(backbone).velocity
@@ -77,8 +83,6 @@ def test_a_huge_threshold_caches_all_but_the_first_and_last_unguided_step_and_ne
         return velocity(self, latents, timestep, *args, cache=cache, **kwargs)
 
     monkeypatch.setattr(type(backbone), "velocity", recorded)
-    plain = _run(backbone, reference, None)
-    calls.clear()
     result = _run(backbone, reference, 1e9)
     unguided = STEPS - 1 - max(guided)
     cached = unguided - 2  # TeaCache always computes its first and last call
@@ -94,18 +98,16 @@ def test_a_huge_threshold_caches_all_but_the_first_and_last_unguided_step_and_ne
 
 def test_merged_cfg_has_one_cache_for_both_branches(tiny, reference):
     merged = tiny(teacache_model_id=POSITIVE_COEFFICIENTS, cfg_batch=True)
-    result = _run(merged, reference, 1e9)
+    result = _run(merged, reference, 1e9, strategy="no_transfer")
     (name,) = result.report.step_cache["branches"]
     assert name == "merged"
 
 
 def test_every_run_starts_a_fresh_cache(backbone, reference):
-    first, second = _run(backbone, reference, 1e9), _run(backbone, reference, 1e9)
+    first, second = (_run(backbone, reference, 1e9, strategy="no_transfer") for _ in range(2))
     assert first.report.step_cache == second.report.step_cache
+    assert first.report.step_cache["branches"]["positive"] == {"computed": 2, "cached": STEPS - 2}
     assert torch.equal(first.latents, second.latents)  # same seed, same path: nothing carried over
-    other_prompt = MotionTransferPipeline(backbone, resolve_strategy("fastvmt", {"step_cache": 1e9}))(
-        reference, "another prompt", num_inference_steps=STEPS, progress=False)
-    assert other_prompt.report.step_cache == first.report.step_cache
 
 
 def test_the_borrowed_1p3b_coefficients_cache_every_step_allowed_on_the_tiny_dit(tiny, reference):
@@ -132,3 +134,23 @@ def test_a_bad_threshold_is_refused_by_the_strategy(threshold):
 def test_the_paper_presets_have_no_step_cache():
     for name in ("fastvmt", "ditflow", "flowmotion"):
         assert resolve_strategy(name).step_cache is None
+
+
+def test_the_cli_says_the_tiny_dit_has_no_coefficients(tiny_wan_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    from fastvmt.cli import app
+    from fastvmt.io import write_video
+    from fastvmt.synthetic import moving_scene
+
+    write_video(tmp_path / "scene.mp4", moving_scene(9, 48, 64, seed=3, pan=(0.0, 2.0))[0], fps=16)
+    result = CliRunner().invoke(app, [
+        "transfer", str(tmp_path / "scene.mp4"), "--prompt", "a ball", "--model-dir", str(tiny_wan_dir),
+        "--out", str(tmp_path / "run.mp4"), "--dtype", "float32", "--device", "cpu", "--step-cache", "0.2",
+        "--frames", "9", "--height", "48", "--width", "64", "--steps", "2", "--no-progress"])
+    assert result.exit_code == 2, result.output
+    assert "error: the step cache needs TeaCache coefficients" in result.output
+    assert not (tmp_path / "run.mp4").exists()
+    bad = CliRunner().invoke(app, ["transfer", str(tmp_path / "scene.mp4"), "--prompt", "a ball", "--model-dir",
+                                   str(tiny_wan_dir), "--step-cache", "-1"])
+    assert bad.exit_code == 2 and "step_cache must be" in bad.output

@@ -21,7 +21,7 @@ from fastvmt.cli.errors import parse_overrides
 from fastvmt.strategies.spec import CFG_SCALE_RANGE
 from fastvmt.transfer_run import DTYPES, TransferSettings
 
-__all__ = ["Device", "Dtype", "ModelDir", "Progress", "with_run_options"]
+__all__ = ["Attention", "Device", "Dtype", "ModelDir", "Progress", "with_run_options"]
 
 _DEFAULTS = {f.name: f.default for f in fields(TransferSettings)}
 
@@ -40,6 +40,10 @@ Progress = Annotated[bool, typer.Option(
 #: The model's dtype and device, which ``fastvmt ui`` takes too.
 Dtype = Annotated[Optional[str], typer.Option("--dtype", help=f"Model dtype: {', '.join(DTYPES)}. {_shown('dtype')}")]
 Device = Annotated[Optional[str], typer.Option("--device", help="Torch device. (default: cuda if available, else cpu)")]
+#: The DiT's attention kernel, which ``fastvmt ui`` takes too.
+Attention = Annotated[Optional[str], typer.Option(
+    "--attention", help=f"DiT attention kernel (diffsynth's names): {', '.join(ATTENTION_CHOICES)}; one without a "
+                        f"backward (sage_attention) leaves the guidance forward to one with. {_shown('attention')}")]
 
 #: The options every run command takes, by the settings field each sets.
 _SHARED: dict[str, Any] = {
@@ -78,10 +82,7 @@ _SHARED: dict[str, Any] = {
         help="Recompute the guidance forward's blocks in the backward instead of keeping their activations: less "
              "GPU memory, one more forward of those blocks per gradient, the same result. (default: the "
              "strategy's)")],
-    "attention": Annotated[Optional[str], typer.Option(
-        "--attention", help=f"DiT attention kernel (diffsynth's names): {', '.join(ATTENTION_CHOICES)}; one "
-                            "without a backward (sage_attention) leaves the guidance forward to one with. "
-                            f"{_shown('attention')}")],
+    "attention": Attention,
     "step_cache": Annotated[Optional[float], typer.Option(
         "--step-cache", help="TeaCache threshold (e.g. 0.2) for the denoising steps after the last guided one; "
                              "--set step_cache=null turns a preset's off. (default: the strategy's)")],

@@ -10,7 +10,7 @@ import typer
 
 from fastvmt.cli.app import app
 from fastvmt.cli.errors import user_errors
-from fastvmt.cli.options import Device, Dtype, ModelDir
+from fastvmt.cli.options import Attention, Device, Dtype, ModelDir
 from fastvmt.ui.model import BACKBONES
 
 
@@ -38,6 +38,7 @@ def ui(
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 7860,
     dtype: Dtype = None,
     device: Device = None,
+    attention: Attention = None,
     offload: Annotated[bool, typer.Option(
         "--offload/--no-offload", help="Offload model weights to the CPU between uses (low-VRAM GPUs).")] = False,
 ) -> None:
@@ -61,7 +62,7 @@ def ui(
 
     typer.echo(f"loading {model_dir or backbone}...")
     model = load_served_model(runs=runs, model_dir=model_dir, backbone=backbone, dtype=dtype, device=device,
-                              offload=offload)
+                              attention=attention, offload=offload)
     folder = RunFolder(runs)
     runner = UIRunner(model, folder)
     page = build_app(runner, host=host, port=port)

@@ -49,19 +49,21 @@ def load_served_model(
     backbone: str | None = None,
     dtype: str | None = None,
     device: str | None = None,
+    attention: str | None = None,
     offload: bool = False,
 ) -> ServedModel:
     """Check the choice (exactly one of ``model_dir`` and ``backbone``) and load the model.
 
     Runs use :class:`~fastvmt.transfer_run.TransferSettings`' defaults, as ``fastvmt transfer`` does (the dtype,
-    device and offloading given win); on the tiny Wan, the demo's size and steps.
+    device, attention kernel and offloading given win); on the tiny Wan, the demo's size and steps.
 
     Raises:
         ValueError: both or neither given, or an unknown ``backbone``.
         NotADirectoryError: ``model_dir`` is not a folder.
     """
     check_model_choice(model_dir, backbone)
-    given = {key: value for key, value in (("dtype", dtype), ("device", device)) if value is not None}
+    given = {key: value for key, value in (("dtype", dtype), ("device", device), ("attention", attention))
+             if value is not None}
     if model_dir is not None:
         settings = TransferSettings(model_dir=Path(model_dir).resolve(), offload=offload, **given).check()
         description = f"Wan2.1 checkpoint {settings.model_dir}"
