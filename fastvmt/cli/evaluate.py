@@ -214,9 +214,10 @@ def _lever_rows(costs: dict[str, Any], size: str, frames: int, tflops: float) ->
 def _print_lever_tables(levers: list[dict[str, Any]], step_cache_skip: float) -> None:
     from fastvmt.cli.listings import echo_table
 
-    typer.echo(f"\nLevers on the release's recipe, alone and together (fastvmt_turbo); the step cache is assumed to "
-               f"skip {step_cache_skip:.0%} of the unguided steps it may skip (an assumption: it depends on the "
-               "weights). 'steps' = run/cached; ratio = total / the release's or DiTFlow's.")
+    typer.echo(f"\nLevers on the release's recipe, alone and together (fastvmt_turbo), as registered (the options "
+               f"above do not change them); the step cache is assumed to skip {step_cache_skip:.0%} of the unguided "
+               "steps it may skip (an assumption: it depends on the weights). 'steps' = run/cached; ratio = total / "
+               "the release's or DiTFlow's.")
     for key in dict.fromkeys((row["backbone"], row["frames"]) for row in levers):
         group = [row for row in levers if (row["backbone"], row["frames"]) == key]
         typer.echo(f"\nWan2.1 {key[0]}, {key[1]} frames")
