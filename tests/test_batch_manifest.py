@@ -22,7 +22,7 @@ BAD_LINES = {
     5: ({"reference": "nowhere.mp4", "prompt": "c"}, "'nowhere.mp4' not found"),
     6: ({"reference": "clip.mp4", "prompt": "d", "promt": "typo"}, "unknown key 'promt'"),
     7: ({"reference": "clip.mp4", "prompt": "e", "strategy": "fast"},
-        "unknown strategy 'fast'; available: ditflow, fastvmt"),
+        "unknown strategy 'fast'; available: ditflow, "),
     8: ({"reference": "clip.mp4", "prompt": "f", "seed": "7"}, "'seed': seed must be an integer"),
     9: ({"reference": "clip.mp4", "prompt": "g", "overrides": {"no_such_field": 1}}, "unknown strategy field"),
     10: ({"reference": "clip.mp4", "prompt": "h", "id": "../escape"}, "not a usable folder name"),

@@ -50,6 +50,17 @@ def test_rope_target_lowers_the_loss_and_leaves_the_latent_alone(rope_run, plain
     assert not torch.allclose(rope_run.latents, plain_run.latents, atol=1e-4)
 
 
+@pytest.mark.parametrize("preset", ["fastvmt", "fastvmt_flowmotion"])
+def test_rope_target_works_with_windowed_extractors_and_interval_schedules(backbone, reference, preset):
+    strategy = resolve_strategy(preset, {"block": 1, "inner_iterations": 4, "target": "rope",
+                                         "learning_rate": (0.05, 0.05)})
+    result = run(backbone, reference, strategy)
+    losses = [entry["total"] for entry in result.report.losses]
+    counts = result.report.counts
+    assert (counts.gradients_computed, counts.gradients_reused) == (2, 2)  # interval(3): iterations 0 and 3
+    assert losses[1] < losses[0]
+
+
 def test_rope_target_gradients_survive_guidance_checkpointing(backbone, reference, rope_run):
     strategy = resolve_strategy("ditflow", {**TINY, "target": "rope", "learning_rate": (0.05, 0.05),
                                             "guidance_checkpointing": True})

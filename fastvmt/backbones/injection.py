@@ -48,16 +48,18 @@ def rope_offset(dit: nn.Module, angles: Float[Tensor, "s d2"] | None) -> Iterato
         yield
         return
 
-    # A plain closure, as in fastvmt.backbones.forward.capture_qk: it survives diffsynth's copies of the blocks.
+    # One rotation for every block (the graph to ``angles`` is shared); a plain closure, as in
+    # fastvmt.backbones.forward.capture_qk, since it survives diffsynth's copies of the blocks.
+    rotation = torch.polar(torch.ones_like(angles, dtype=torch.float64), angles.to(torch.float64)).unsqueeze(1)
+
     def hook(module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
         if len(args) < 4:
             raise RuntimeError("the DiT block was called without its RoPE table as 4th positional argument")
         freqs = args[3]
-        if freqs.shape[0] != angles.shape[0] or freqs.shape[-1] != angles.shape[-1]:
+        if freqs.shape[0] != rotation.shape[0] or freqs.shape[-1] != rotation.shape[-1]:
             raise ValueError(f"RoPE angle offsets of {tuple(angles.shape)} do not fit the DiT's RoPE table "
                              f"{tuple(freqs.shape)} (tokens, 1, head_dim/2)")
-        rotation = torch.polar(torch.ones_like(angles, dtype=torch.float64), angles.to(torch.float64))
-        return (*args[:3], freqs * rotation.unsqueeze(1).to(freqs.device), *args[4:]), kwargs
+        return (*args[:3], freqs * rotation.to(freqs.device), *args[4:]), kwargs
 
     with _hooked(list(dit.blocks), hook):
         yield
