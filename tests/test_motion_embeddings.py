@@ -6,6 +6,7 @@ import torch
 
 from fastvmt.generation.pipeline import MotionTransferPipeline
 from fastvmt.strategies.components import resolve_strategy
+from tests.support.tiny_wan import tiny_wan_dir  # noqa: F401  (fixture)
 
 STEPS = 3  # the first 20% of 3 = 1 guided step
 #: An early block of the tiny DiT's 16 keeps the guidance forwards short.
@@ -224,3 +225,20 @@ def test_saving_needs_a_rope_run_from_pure_noise_and_never_overwrites(rope_run, 
     with pytest.raises(FileExistsError):
         save_motion(rope_run.motion, motion_path)
     assert motion_path.read_bytes() == before
+
+
+def test_a_motion_replay_uses_the_step_cache_as_the_saving_run_did(tiny_wan_dir, reference):
+    from fastvmt.backbones.wan import WanBackbone
+    from fastvmt.strategies.spec import Strategy
+
+    cached = WanBackbone.from_pretrained(tiny_wan_dir, device="cpu", dtype=torch.float32,
+                                         teacache_model_id="Wan2.1-I2V-14B-720P")
+    strategy = resolve_strategy("ditflow", {**TINY, "target": "rope", "learning_rate": (0.05, 0.05),
+                                            "step_cache": 0.5})
+    saving = MotionTransferPipeline(cached, strategy)(reference, "a tiny test", num_inference_steps=6, seed=0,
+                                                      progress=False)
+    replay = MotionTransferPipeline(cached, Strategy.from_dict(saving.motion.strategy)).transfer_motion(
+        saving.motion, "a tiny test", seed=0, progress=False)
+    unguided = 6 - 1 - max(saving.motion.guided_steps)
+    assert replay.report.step_cache == saving.report.step_cache and saving.report.step_cache["steps"] == unguided
+    torch.testing.assert_close(replay.latents, saving.latents, atol=1e-6, rtol=0)

@@ -1,6 +1,7 @@
 """Sampling a prompt with saved motion embeddings (docs/algorithm.md#motion-embeddings): the run of a motion file's
-schedule from the seed's noise, each guided step's RoPE angle offsets in effect at that step, nothing else. No
-reference is read, no guidance computed: the cost of plain sampling."""
+schedule from the seed's noise, each guided step's RoPE angle offsets in effect at that step, and the strategy's
+step cache after the last of them, as in the run that saved the motion. No reference is read, no guidance
+computed: the cost of plain sampling."""
 
 from __future__ import annotations
 
@@ -80,15 +81,24 @@ def sample_with_motion(
     generator = torch.Generator("cpu").manual_seed(seed)
     x = torch.randn(geometry.latent_shape, generator=generator).to(device, dtype)
     angles = dict(zip(motion.guided_steps, motion.angles.to(device)))
+    # The strategy's step cache after the last guided step, as in the run that saved the motion.
+    last_guided = max(motion.guided_steps, default=-1)
+    unguided = len(schedule) - 1 - last_guided
+    cache = backbone.step_cache(strategy.step_cache, unguided) if strategy.step_cache is not None and unguided else None
     with tqdm(total=len(schedule), disable=not progress, desc="fastvmt motion", unit="step") as bar:
         for k in range(len(schedule)):
-            timestep = schedule.timestep(k)
+            timestep, passes = schedule.timestep(k), velocity_passes(cfg)
             with timer.phase("denoise"), torch.no_grad(), rope_offset(dit, angles.get(k)):
-                velocity = backbone.velocity(x, timestep, context, negative, cfg)
+                if cache is not None and k > last_guided:
+                    computed = cache.passes_computed
+                    velocity = backbone.velocity(x, timestep, context, negative, cfg, cache=cache)
+                    passes = cache.passes_computed - computed
+                else:
+                    velocity = backbone.velocity(x, timestep, context, negative, cfg)
                 check_finite(velocity, "the velocity (with classifier-free guidance)", step=k, num_steps=len(schedule))
                 x = schedule.step(x, velocity, k)
             counts.steps += 1
-            counts.blocks_forward += backbone.num_blocks * velocity_passes(cfg)
+            counts.blocks_forward += backbone.num_blocks * passes
             x = pipeline._run_callbacks(callbacks, x, k, len(schedule), timestep, schedule.sigmas[k], None,
                                         k in angles, counts)
             if callbacks:
@@ -100,4 +110,5 @@ def sample_with_motion(
         frames = tensor_to_frames(decoded)
     report.peak_memory = memory.read()
     report.seconds = dict(timer.seconds)
+    report.step_cache = cache.summary() if cache is not None else None
     return TransferResult(frames=frames, latents=x, report=report)
