@@ -50,6 +50,10 @@ def test_save_motion_then_motion_replays_the_video_without_gradients(saved, tiny
     assert replay["counts"]["gradients_computed"] == 0 and replay["counts"]["steps"] == 3
     first, second = (read_video(saved / name).frames.astype(int) for name in ("a.mp4", "b.mp4"))
     assert np.abs(first - second).max() <= 1  # equal latents up to float rounding, the same encoder
+    # The sidecar of a --motion run replays it.
+    replayed = invoke("transfer", "--config", saved / "b.json", "--out", saved / "g.mp4", "--no-progress")
+    assert replayed.exit_code == 0, replayed.output
+    assert np.array_equal(read_video(saved / "g.mp4").frames, read_video(saved / "b.mp4").frames)
 
 
 def test_motion_refuses_another_schedule_or_a_reference_in_one_line(saved, tiny_wan_dir):

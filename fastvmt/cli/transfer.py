@@ -53,6 +53,9 @@ def transfer(
         return
     recorded = replay_options(config) if config is not None else {}
     options = {**recorded, **given, **named}
+    if recorded.get("motion_file") and save_motion is None:  # the sidecar of a --motion run
+        _transfer_motion(Path(recorded["motion_file"]), options, out, overwrite, inputs=[("--config sidecar", config)])
+        return
     for required in ("reference", "prompt", "model_dir"):
         if not options.get(required):
             raise ValueError(f"missing --{required.replace('_', '-')} (or a --config sidecar that has it)")
@@ -93,9 +96,11 @@ def _check_motion_output(path: Path, strategy: Any, overwrite: bool, inputs: lis
     refuse_overwrite([path], overwrite)
 
 
-def _transfer_motion(path: Path, options: dict[str, Any], out: Path, overwrite: bool) -> None:
-    """``fastvmt transfer --motion``: the motion file's video size, steps, strategy, negative prompt and CFG scale
-    unless given; every check, the file's compatibility with the checkpoint included, before sampling."""
+def _transfer_motion(path: Path, options: dict[str, Any], out: Path, overwrite: bool,
+                     inputs: list[tuple[str, Any]] = ()) -> None:
+    """``fastvmt transfer --motion`` (or ``--config`` with the sidecar of such a run): the motion file's video size,
+    steps, strategy, negative prompt and CFG scale unless given; every check, the file's schedule included, before
+    the model loads. ``inputs``: other files read, which the outputs must not be."""
     from fastvmt.generation.motion_file import load_motion
     from fastvmt.generation.sampling import FlowMatchSchedule
     from fastvmt.io import check_output_path
@@ -128,7 +133,7 @@ def _transfer_motion(path: Path, options: dict[str, Any], out: Path, overwrite: 
     saved.check_schedule(FlowMatchSchedule.wan(settings.num_inference_steps, shift=strategy.shift,
                                                denoising_strength=strategy.denoising_strength,
                                                strength_semantics=strategy.strength_semantics).sigmas)
-    refuse_inputs([out, sidecar_path(out)], [("--motion file", path)])
+    refuse_inputs([out, sidecar_path(out)], [("--motion file", path), *inputs])
     out = check_output_path(out, overwrite=overwrite)
     refuse_overwrite([sidecar_path(out)], overwrite)
     backbone = settings.load_backbone()
