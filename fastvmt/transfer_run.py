@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from fastvmt.generation.pipeline import MotionTransferPipeline, TransferResult
     from fastvmt.interfaces import Backbone
     from fastvmt.io import Video
+    from fastvmt.io.image import FittedImage
     from fastvmt.strategies.spec import Strategy
 
 __all__ = [
@@ -97,6 +98,7 @@ def _setting_rules() -> dict[str, Any]:
 
     return {
         "reference": lambda value: _path("reference", value),
+        "image": lambda value: None if value is None else _path("image", value),
         "prompt": lambda value: _text("prompt", value),
         "model_dir": lambda value: _path("model_dir", value),
         "num_frames": lambda value: check_num_frames(check_int("num_frames", value)),
@@ -123,9 +125,10 @@ def _setting_rules() -> dict[str, Any]:
 
 def _dit_blocks(model_dir: str | Path) -> int:
     """The blocks of the DiT in ``model_dir``, from its file headers: a strategy's block is checked before loading."""
-    from fastvmt.backbones.checkpoint import dit_block_count, locate_checkpoint
+    from fastvmt.backbones.checkpoint import dit_block_count
+    from fastvmt.backbones.families import detect_family
 
-    return dit_block_count(locate_checkpoint(model_dir))
+    return dit_block_count(detect_family(model_dir).locate(model_dir))
 
 
 def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -143,11 +146,13 @@ def sidecar_path(video: str | Path) -> Path:
 
 @dataclass(frozen=True)
 class TransferJob:
-    """What one run generates: ``prompt``, with the motion of ``reference``. ``seed`` and ``strategy`` (a preset
-    name) replace the settings' when given; ``overrides`` apply on top of the settings' own."""
+    """What one run generates: ``prompt``, with the motion of ``reference`` (and, on an image-to-video backbone, the
+    first frame ``image``). ``seed`` and ``strategy`` (a preset name) replace the settings' when given;
+    ``overrides`` apply on top of the settings' own."""
 
     reference: str | Path
     prompt: str
+    image: str | Path | None = None
     seed: int | None = None
     strategy: str | None = None
     overrides: Mapping[str, Any] = field(default_factory=dict)
@@ -199,7 +204,8 @@ class TransferSettings:
         from fastvmt import plugins
         from fastvmt.backbones.architecture import check_stored_config
         from fastvmt.backbones.attention import resolve_attention
-        from fastvmt.backbones.checkpoint import locate_checkpoint, read_config
+        from fastvmt.backbones.checkpoint import read_config
+        from fastvmt.backbones.families import detect_family
         from fastvmt.backbones.wan import resolve_device
         from fastvmt.io.checks import check_video_size
 
@@ -209,7 +215,7 @@ class TransferSettings:
             plugins.get("backend", checked.backend)
         resolve_device(checked.device)
         resolve_attention(checked.attention)
-        files = locate_checkpoint(checked.model_dir)  # every file there, none of the weights read yet
+        files = detect_family(checked.model_dir).locate(checked.model_dir)  # every file there, no weight read yet
         check_stored_config(read_config(files.config), files.config)
         return checked
 
@@ -261,6 +267,8 @@ class PreparedTransfer:
     out: Path
     overwrite: bool
     reference: Video
+    #: The job's first frame fitted to the run's size (None without ``image``).
+    image: FittedImage | None = None
 
     @property
     def sidecar(self) -> Path:
@@ -279,10 +287,11 @@ class PreparedTransfer:
             self.reference.frames, job.prompt, negative_prompt=settings.negative_prompt or DEFAULT_NEGATIVE_PROMPT,
             num_inference_steps=settings.num_inference_steps, denoising_strength=settings.denoising_strength,
             cfg_scale=settings.cfg_scale, seed=settings.seed if job.seed is None else job.seed,
-            progress=settings.progress,
+            progress=settings.progress, image=None if self.image is None else self.image.frame,
         )
         result.report.config.update(
-            reference=str(Path(job.reference).resolve()), model_dir=str(Path(settings.model_dir).resolve()),
+            reference=str(Path(job.reference).resolve()),
+            image=None if job.image is None else str(Path(job.image).resolve()), model_dir=str(Path(settings.model_dir).resolve()),
             dtype=settings.dtype, device=settings.device, offload=settings.offload,
             backend=effective_backend(settings.backend), attention=settings.attention,
             environment=run_environment(result.latents.device, settings.attention),
@@ -316,12 +325,19 @@ def prepare_transfer(job: TransferJob, settings: TransferSettings, out: str | Pa
     """
     from fastvmt.io import check_output_path, read_video
 
-    refuse_inputs([out, sidecar_path(out)], [("reference", job.reference), *inputs])
+    from fastvmt.backbones.families import detect_family
+    from fastvmt.io.image import read_image
+
+    if job.image is not None and not (family := detect_family(settings.model_dir)).takes_image:
+        raise ValueError(f"--image needs an image-to-video checkpoint (e.g. Wan2.1-I2V-14B-480P); {settings.model_dir} "
+                         f"holds {family.title}")
+    refuse_inputs([out, sidecar_path(out)], [("reference", job.reference), ("image", job.image), *inputs])
     out = check_output_path(out, overwrite=overwrite)
     refuse_overwrite([sidecar_path(out)], overwrite)
     reference = read_video(job.reference, num_frames=settings.num_frames, height=settings.height,
                            width=settings.width)
-    return PreparedTransfer(job, settings, out, overwrite, reference)
+    image = None if job.image is None else read_image(job.image, settings.height, settings.width)
+    return PreparedTransfer(job, settings, out, overwrite, reference, image)
 
 
 def replay_options(sidecar: str | Path) -> dict[str, Any]:
@@ -338,7 +354,7 @@ def replay_options(sidecar: str | Path) -> dict[str, Any]:
         options = {**record["config"], "seed": record["seed"], "versions": record.get("versions", {})}
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{sidecar} is not a fastvmt run sidecar ({exc})") from None
-    for key in ("reference", "model_dir"):
+    for key in ("reference", "image", "model_dir"):
         if isinstance(options.get(key), str):
             options[key] = str(Path(sidecar).resolve().parent / options[key])  # an absolute path stays as it is
     try:

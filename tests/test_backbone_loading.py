@@ -282,12 +282,14 @@ def test_tiny_dit_needs_its_stored_head_count():
         infer_dit_config(shapes, {**TINY_DIT.stored(), "num_heads": 3})
 
 
-def test_image_to_video_dit_is_rejected():
+def test_dit_whose_image_embedding_contradicts_its_config_or_family_is_rejected():
     from fastvmt.backbones.modules import build_dit
 
     shapes = {**meta_shapes(lambda: build_dit(TINY_DIT)), "img_emb.proj.0.weight": (1280,)}
-    with pytest.raises(ValueError, match="text-to-video"):
-        infer_dit_config(shapes, TINY_DIT.stored())
+    with pytest.raises(ValueError, match="neither Wan2.1 text-to-video nor image-to-video"):
+        infer_dit_config(shapes, TINY_DIT.stored())  # says t2v, has an image embedding
+    with pytest.raises(ValueError, match="neither"):
+        infer_dit_config(meta_shapes(lambda: build_dit(TINY_DIT)), {**TINY_DIT.stored(), "model_type": "ti2v"})
 
 
 def test_released_text_encoder_and_vae_sizes_are_inferred():

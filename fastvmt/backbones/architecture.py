@@ -15,15 +15,21 @@ them; their loading is tested against diffsynth's fingerprints of the released f
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 __all__ = [
+    "CLIP_FEATURE_DIM",
+    "CLIP_TOKENS",
     "DiTConfig",
+    "FIRST_FRAME_MASK_CHANNELS",
+    "ImageEncoderConfig",
     "RELEASED_DITS",
     "RELEASED_TEXT_ENCODER",
+    "RELEASED_I2V_DIT",
     "TextEncoderConfig",
     "VAEConfig",
     "WAN_HEAD_DIM",
@@ -32,6 +38,7 @@ __all__ = [
     "check_compatible",
     "check_stored_config",
     "infer_dit_config",
+    "infer_image_encoder_config",
     "infer_text_encoder_config",
     "infer_vae_config",
 ]
@@ -41,6 +48,15 @@ WAN_TEXT_LEN = 512
 WAN_EPS = 1e-6
 #: Channels of Wan2.1's VAE latent: what the DiT takes in and puts out.
 WAN_LATENT_CHANNELS = 16
+
+#: Wan2.1 image-to-video conditioning (diffsynth's ``WanModel`` with ``has_image_input``): the first frame's latent
+#: and a mask of 4 channels (one per video frame of a latent frame) join the noisy latent as extra input channels,
+#: and the CLIP image encoder's 257 tokens of 1280 (``img_emb``'s input width) join the text context.
+FIRST_FRAME_MASK_CHANNELS = 4
+CLIP_TOKENS = 257
+CLIP_FEATURE_DIM = 1280
+#: Width of one head of the CLIP vision transformer (ViT-H/14: 1280 wide, 16 heads).
+CLIP_HEAD_DIM = 80
 
 #: The most tokens of text context: 8 times Wan's 512. Every prompt is padded to ``text_len`` tokens and the DiT's
 #: cross-attention reads them all, so config.json's value sizes what each prompt allocates.
@@ -91,6 +107,12 @@ class DiTConfig:
     patch_size: tuple[int, int, int] = (1, 2, 2)
     eps: float = WAN_EPS
     text_len: int = WAN_TEXT_LEN
+    has_image_input: bool = False
+
+    @property
+    def image_channels(self) -> int:
+        """Input channels beyond the noisy latent: first-frame mask and latent (image-to-video), else 0."""
+        return self.in_dim - self.out_dim
 
     @property
     def head_dim(self) -> int:
@@ -100,11 +122,13 @@ class DiTConfig:
         """Keyword arguments for ``diffsynth.models.wan_video_dit.WanModel``."""
         kwargs = asdict(self)
         del kwargs["text_len"]
-        return {**kwargs, "patch_size": list(self.patch_size), "has_image_input": False}
+        return {**kwargs, "patch_size": list(self.patch_size)}
 
     def stored(self) -> dict[str, Any]:
         """The ``config.json`` Wan ships with its DiT (same keys)."""
-        return {"_class_name": "WanModel", "model_type": "t2v", **asdict(self), "patch_size": list(self.patch_size)}
+        stored = {**asdict(self), "patch_size": list(self.patch_size)}
+        del stored["has_image_input"]
+        return {"_class_name": "WanModel", "model_type": "i2v" if self.has_image_input else "t2v", **stored}
 
 
 #: The released Wan2.1 text-to-video DiTs (docs/algorithm.md#wan-sizes); their text, frequency-embedding, patch
@@ -113,6 +137,27 @@ RELEASED_DITS = {
     "1.3B": DiTConfig(dim=1536, ffn_dim=8960, num_heads=12, num_layers=30),
     "14B": DiTConfig(dim=5120, ffn_dim=13824, num_heads=40, num_layers=40),
 }
+#: The released Wan2.1 image-to-video DiT (one architecture for the 480P and the 720P weights).
+RELEASED_I2V_DIT = DiTConfig(
+    dim=5120, ffn_dim=13824, num_heads=40, num_layers=40,
+    in_dim=2 * WAN_LATENT_CHANNELS + FIRST_FRAME_MASK_CHANNELS, has_image_input=True,
+)
+
+
+@dataclass(frozen=True)
+class ImageEncoderConfig:
+    """The vision tower of diffsynth's ``XLMRobertaCLIP`` (open-clip XLM-RoBERTa-large ViT-H/14 as released)."""
+
+    image_size: int = 224
+    patch_size: int = 14
+    vision_dim: int = CLIP_FEATURE_DIM
+    vision_mlp_ratio: float = 4
+    vision_layers: int = 32
+    embed_dim: int = 1024
+
+    @property
+    def vision_heads(self) -> int:
+        return self.vision_dim // CLIP_HEAD_DIM
 
 
 @dataclass(frozen=True)
@@ -169,10 +214,13 @@ def infer_dit_config(shapes: Shapes, stored: Mapping[str, Any] | None = None) ->
     """The DiT's sizes from its tensors; ``stored`` (config.json) supplies heads/eps/text_len and is checked
     (:func:`check_stored_config`, then against the tensors)."""
     stored = check_stored_config(stored or {})
-    if any(name.startswith("img_emb.") for name in shapes) or stored.get("model_type", "t2v") != "t2v":
+    has_image_input = any(name.startswith("img_emb.") for name in shapes)
+    model_type = stored.get("model_type", "i2v" if has_image_input else "t2v")
+    if "img_emb.emb_pos" in shapes or model_type not in ("t2v", "i2v") or has_image_input != (model_type == "i2v"):
         raise ValueError(
-            "this is an image-conditioned Wan checkpoint (image-to-video / first-last-frame); "
-            "fastvmt needs a text-to-video DiT such as Wan2.1-T2V-1.3B or Wan2.1-T2V-14B"
+            f"this Wan DiT (model_type {model_type!r}, image embedding: {has_image_input}) is neither Wan2.1 "
+            "text-to-video nor image-to-video; fastvmt loads Wan2.1-T2V-1.3B/14B and Wan2.1-I2V-14B-480P/720P "
+            "(`fastvmt backbones` lists the families)"
         )
     dim, in_dim, *patch = _shape(shapes, "patch_embedding.weight", "DiT")
     patch_size = (patch[0], patch[1], patch[2])
@@ -199,7 +247,13 @@ def infer_dit_config(shapes: Shapes, stored: Mapping[str, Any] | None = None) ->
         patch_size=patch_size,
         eps=float(stored.get("eps", WAN_EPS)),
         text_len=stored.get("text_len", WAN_TEXT_LEN),
+        has_image_input=has_image_input,
     )
+    if has_image_input and config.image_channels != config.out_dim + FIRST_FRAME_MASK_CHANNELS:
+        raise ValueError(
+            f"an image-to-video DiT takes the latent, the first frame's latent and a {FIRST_FRAME_MASK_CHANNELS}-"
+            f"channel mask ({2 * config.out_dim + FIRST_FRAME_MASK_CHANNELS} channels), but this one takes {in_dim}"
+        )
     for key in ("dim", "ffn_dim", "num_layers", "in_dim", "out_dim", "freq_dim", "text_dim"):
         if key in stored and stored[key] != getattr(config, key):
             raise ValueError(
@@ -245,11 +299,32 @@ def infer_vae_config(shapes: Shapes) -> VAEConfig:
     return config
 
 
+def infer_image_encoder_config(shapes: Shapes) -> ImageEncoderConfig:
+    """The CLIP vision tower's sizes from its tensors (``visual.*``; the file's text tower is not used)."""
+    what = "CLIP image encoder"
+    vision_dim, _, patch_size, _ = _shape(shapes, "visual.patch_embedding.weight", what)
+    positions = _shape(shapes, "visual.pos_embedding", what)[1]
+    side = math.isqrt(positions - 1)
+    if side * side != positions - 1 or positions != CLIP_TOKENS or vision_dim != CLIP_FEATURE_DIM:
+        raise ValueError(
+            f"the {what} gives {positions} tokens of {vision_dim}; Wan's image-to-video DiT takes "
+            f"{CLIP_TOKENS} of {CLIP_FEATURE_DIM} (open-clip XLM-RoBERTa-large ViT-H/14)"
+        )
+    return ImageEncoderConfig(
+        image_size=side * patch_size,
+        patch_size=patch_size,
+        vision_dim=vision_dim,
+        vision_mlp_ratio=_shape(shapes, "visual.transformer.0.mlp.0.weight", what)[0] / vision_dim,
+        vision_layers=_count_blocks(shapes, r"visual\.transformer"),
+        embed_dim=_shape(shapes, "visual.head", what)[1],
+    )
+
+
 def check_compatible(dit: DiTConfig, text: TextEncoderConfig, vae: VAEConfig) -> None:
     """``ValueError`` if the three networks cannot work together (mixed-up checkpoint files)."""
     if dit.text_dim != text.dim:
         raise ValueError(f"the DiT expects {dit.text_dim}-d text features but the text encoder gives {text.dim}-d")
-    if not dit.in_dim == dit.out_dim == vae.z_dim:
+    if dit.out_dim != vae.z_dim or dit.image_channels not in (0, vae.z_dim + FIRST_FRAME_MASK_CHANNELS):
         raise ValueError(
             f"the DiT maps {dit.in_dim} -> {dit.out_dim} latent channels but the VAE has {vae.z_dim}"
         )

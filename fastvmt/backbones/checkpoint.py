@@ -8,6 +8,7 @@ Layout, as Wan distributes it (``Wan-AI/Wan2.1-T2V-1.3B`` / ``-14B``)::
     Wan2.1_VAE.pth                               the video VAE
     google/umt5-xxl/                             the tokenizer (tokenizer.json or spiece.model)
     config.json                                  optional: the DiT's hyper-parameters (num_heads, text_len, ...)
+    models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth   image-to-video releases only: the CLIP image encoder
 
 A ``.safetensors`` file next to a ``.pth`` of the same stem (as DiffSynth-Studio converts them) is preferred.
 ``.pth`` files are read with ``torch.load(weights_only=True)``: a pickle that carries code is refused. A tokenizer
@@ -21,7 +22,7 @@ import pickle
 import re
 import zipfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ __all__ = [
     "CONFIG_FILE",
     "DIT_INDEX",
     "DIT_SINGLE",
+    "IMAGE_ENCODER_FILE",
     "TEXT_ENCODER_FILE",
     "TOKENIZER_DIR",
     "VAE_FILE",
@@ -41,6 +43,7 @@ __all__ = [
     "MissingCheckpointFilesError",
     "UnsafeCheckpointError",
     "dit_block_count",
+    "dit_files",
     "dit_shard_name",
     "locate_checkpoint",
     "read_config",
@@ -53,6 +56,8 @@ DIT_INDEX = "diffusion_pytorch_model.safetensors.index.json"
 DIT_GLOB = "diffusion_pytorch_model*.safetensors"
 TEXT_ENCODER_FILE = "models_t5_umt5-xxl-enc-bf16.pth"
 VAE_FILE = "Wan2.1_VAE.pth"
+#: The CLIP image encoder of Wan2.1's image-to-video releases (only its vision tower is used).
+IMAGE_ENCODER_FILE = "models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth"
 TOKENIZER_DIR = "google/umt5-xxl"
 TOKENIZER_FILES = ("tokenizer.json", "spiece.model")
 TOKENIZER_CONFIG = "tokenizer_config.json"
@@ -88,6 +93,8 @@ class CheckpointFiles:
     vae: Path
     tokenizer: Path
     config: Path | None
+    #: A family's further files by name (the image-to-video CLIP encoder), see :mod:`fastvmt.backbones.families`.
+    extra: Mapping[str, Path] = field(default_factory=dict)
 
 
 def _prefer_safetensors(path: Path) -> Path:
@@ -138,13 +145,27 @@ def _refuse_custom_code(tokenizer: Path) -> None:
             )
 
 
-def locate_checkpoint(model_dir: str | Path) -> CheckpointFiles:
-    """The checkpoint's files; one :class:`MissingCheckpointFilesError` listing everything that is missing."""
+def dit_files(model_dir: str | Path) -> tuple[Path, ...]:
+    """The DiT weight files of a checkpoint directory that are there (none when it has none)."""
+    root = Path(model_dir).expanduser()
+    return tuple(path for path in _dit_files(root, []) if path.is_file()) if root.is_dir() else ()
+
+
+def locate_checkpoint(
+    model_dir: str | Path,
+    *,
+    family: str = "Wan2.1 text-to-video",
+    example: str = "Wan-AI/Wan2.1-T2V-1.3B",
+    extra: Mapping[str, str] | None = None,
+) -> CheckpointFiles:
+    """The checkpoint's files; one :class:`MissingCheckpointFilesError` listing everything that is missing, naming
+    the ``family`` expected (``example``: a release of it). ``extra`` maps a family's further file names to what
+    they are."""
     root = Path(model_dir).expanduser()
     if not root.is_dir():
         raise MissingCheckpointFilesError(
-            f"checkpoint directory {root} does not exist; download a Wan2.1 text-to-video checkpoint, e.g. "
-            f"`huggingface-cli download Wan-AI/Wan2.1-T2V-1.3B --local-dir {root}`"
+            f"checkpoint directory {root} does not exist; download a {family} checkpoint, e.g. "
+            f"`huggingface-cli download {example} --local-dir {root}`"
         )
     missing: list[str] = []
     dit = _dit_files(root, missing)
@@ -157,15 +178,17 @@ def locate_checkpoint(model_dir: str | Path) -> CheckpointFiles:
     tokenizer = root / TOKENIZER_DIR
     if not any((tokenizer / name).is_file() for name in TOKENIZER_FILES):
         missing.append(f"{TOKENIZER_DIR}/ with {' or '.join(TOKENIZER_FILES)} (the umT5 tokenizer)")
+    extras = {name: _prefer_safetensors(root / name) for name in extra or {}}
+    missing.extend(f"{name} ({(extra or {})[name]})" for name, path in extras.items() if not path.is_file())
     if missing:
         listing = "".join(f"\n  - {item}" for item in missing)
         raise MissingCheckpointFilesError(
             f"checkpoint directory {root} is incomplete; missing:{listing}\n"
-            "It must hold a Wan2.1 text-to-video checkpoint as distributed (e.g. Wan-AI/Wan2.1-T2V-1.3B)."
+            f"It must hold a {family} checkpoint as distributed (e.g. {example})."
         )
     _refuse_custom_code(tokenizer)
     config = root / CONFIG_FILE
-    return CheckpointFiles(root, dit, text_encoder, vae, tokenizer, config if config.is_file() else None)
+    return CheckpointFiles(root, dit, text_encoder, vae, tokenizer, config if config.is_file() else None, extras)
 
 
 def read_config(path: Path | None) -> dict[str, Any]:

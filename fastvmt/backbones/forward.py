@@ -19,6 +19,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from fastvmt.backbones.step_cache import BranchCache
+from fastvmt.backbones.conditioning import ImageConditioning
 
 __all__ = ["capture_qk", "dit_forward", "rope_frequencies"]
 
@@ -46,10 +47,12 @@ def dit_forward(
     timestep: Float[Tensor, "1"],
     context: Float[Tensor, "b l ct"],
     *,
+    image: ImageConditioning | None = None,
     checkpointed_blocks: int = 0,
     cache: BranchCache | None = None,
 ) -> Float[Tensor, "b c f h8 w8"]:
-    """Velocity for each of the ``b`` contexts (the latent is shared): one batched forward.
+    """Velocity for each of the ``b`` contexts (the latent is shared): one batched forward; an image-to-video DiT
+    reads its first-frame ``image`` conditioning too.
 
     Blocks ``0..checkpointed_blocks-1`` run under activation checkpointing when gradients are enabled
     (diffsynth's ``gradient_checkpoint_forward``, non-reentrant): autograd keeps only each block's inputs and
@@ -59,6 +62,8 @@ def dit_forward(
     t = dit.time_embedding(sinusoidal_embedding_1d(dit.freq_dim, timestep.float()).to(latents.dtype))
     t_mod = dit.time_projection(t).unflatten(1, (6, dit.dim))
     context = dit.text_embedding(context)
+    if image is not None:
+        latents, context = image.attach(dit, latents, context)
     x = dit.patchify(latents)
     frames, height, width = x.shape[2:]
     x = rearrange(x, "b c f h w -> b (f h w) c").contiguous()
@@ -85,6 +90,7 @@ def capture_qk(
     block: int,
     *,
     checkpointing: bool = False,
+    image: ImageConditioning | None = None,
 ) -> tuple[Float[Tensor, "1 s hd"], Float[Tensor, "1 s hd"]]:
     """``block``'s self-attention q and k as its attention call receives them (after q/k RMSNorm and RoPE).
 
@@ -108,7 +114,7 @@ def capture_qk(
 
     handle = dit.blocks[block].self_attn.attn.register_forward_pre_hook(hook, with_kwargs=True)
     try:
-        dit_forward(dit, latents, timestep, context, checkpointed_blocks=block if checkpointing else 0)
+        dit_forward(dit, latents, timestep, context, image=image, checkpointed_blocks=block if checkpointing else 0)
     except _StopForward:
         pass
     finally:

@@ -19,9 +19,18 @@ from diffsynth.utils.state_dict_converters.wan_video_dit import (
 )
 from torch import Tensor, nn
 
-from fastvmt.backbones.architecture import DiTConfig, TextEncoderConfig, VAEConfig
+from fastvmt.backbones.architecture import DiTConfig, ImageEncoderConfig, TextEncoderConfig, VAEConfig
 
-__all__ = ["build_dit", "build_text_encoder", "build_vae", "dit_state_dict", "load_weights", "vae_state_dict"]
+__all__ = [
+    "build_dit",
+    "build_image_encoder",
+    "build_text_encoder",
+    "build_vae",
+    "dit_state_dict",
+    "image_encoder_state_dict",
+    "load_weights",
+    "vae_state_dict",
+]
 
 
 @contextlib.contextmanager
@@ -78,6 +87,36 @@ def build_vae(config: VAEConfig, *, initialize: bool = False) -> WanVideoVAE:
     with _construction(initialize):
         vae.model = VideoVAE_(dim=config.dim, z_dim=config.z_dim)
     return vae
+
+
+def image_encoder_state_dict(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """The CLIP file's tensors under ``WanImageEncoder``'s names (diffsynth's converter: ``model.`` prefixed, the
+    unused text tower ``textual.*`` dropped)."""
+    from diffsynth.utils.state_dict_converters.wan_video_image_encoder import WanImageEncoderStateDictConverter
+
+    return WanImageEncoderStateDictConverter(state)
+
+
+def build_image_encoder(config: ImageEncoderConfig, *, initialize: bool = False) -> nn.Module:
+    """diffsynth's ``WanImageEncoder`` (``encode_image``: CLIP ViT features of the penultimate block, normalised with
+    diffsynth's CLIP transforms) with a vision tower of ``config``'s sizes, empty (meta) unless ``initialize``.
+
+    ``WanImageEncoder()`` itself allocates the released 632M parameters on the CPU first, so the wrapper is made
+    without its ``__init__`` and given the network diffsynth's own ``_clip`` factory builds at these sizes.
+    """
+    from diffsynth.models import wan_video_image_encoder as clip
+
+    encoder = clip.WanImageEncoder.__new__(clip.WanImageEncoder)
+    nn.Module.__init__(encoder)
+    encoder.model, encoder.transforms = clip._clip(
+        pretrained=False, pretrained_name="open-clip-xlm-roberta-large-vit-huge-14", model_cls=clip.XLMRobertaCLIP,
+        return_transforms=True, device="cpu" if initialize else "meta",
+        embed_dim=config.embed_dim, image_size=config.image_size, patch_size=config.patch_size,
+        vision_dim=config.vision_dim, vision_mlp_ratio=config.vision_mlp_ratio, vision_heads=config.vision_heads,
+        vision_layers=config.vision_layers, vision_pool="token", activation="gelu",
+        attn_dropout=0.0, proj_dropout=0.0, embedding_dropout=0.0,
+    )
+    return encoder
 
 
 def load_weights(module: nn.Module, state: Mapping[str, Tensor], what: str) -> None:

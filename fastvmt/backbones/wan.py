@@ -14,16 +14,21 @@ import logging
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from fastvmt.backbones.conditioning import ImageConditioning
 from fastvmt.backbones.offload import OFFLOAD_CHOICES
 from fastvmt.backbones.step_cache import BranchCache, StepCache, coefficients_model_id
 from fastvmt.geometry import SPATIAL_FACTOR, TEMPORAL_FACTOR, video_geometry
 from fastvmt.interfaces import AttentionFeatures, Backbone, VideoGeometry, uses_cfg
+
+if TYPE_CHECKING:
+    from fastvmt.backbones.checkpoint import CheckpointFiles
+    from fastvmt.backbones.families import WanFamily
 
 __all__ = ["WanBackbone", "resolve_device"]
 
@@ -129,7 +134,7 @@ class WanBackbone(Backbone):
         self.num_blocks = len(dit.blocks)
         self.heads = dit.blocks[0].self_attn.num_heads
         self.head_dim = dit.dim // self.heads
-        self.latent_channels = dit.in_dim
+        self.latent_channels = dit.head.head.out_features // math.prod(dit.patch_size)
         self.patch_size = tuple(dit.patch_size)
         self.text_dim = dit.text_embedding[0].in_features
         self.cfg_batch = cfg_batch
@@ -145,6 +150,8 @@ class WanBackbone(Backbone):
                 enable_offload(prepare(m, dtype), resolved, dtype, vram_limit) for m in (dit, vae, text_encoder)
             )
         self._active: nn.Module | None = None
+        #: The first-frame conditioning every DiT pass reads (image-to-video backbones set it; see wan_i2v).
+        self.image_conditioning: ImageConditioning | None = None
 
     @classmethod
     def from_pretrained(
@@ -176,7 +183,14 @@ class WanBackbone(Backbone):
         resolved = resolve_device(device)
         _check_options(dtype, resolved, offload, vram_limit)
         resolve_attention(attention)  # a missing kernel package fails before the weights are read
-        files = checkpoint.locate_checkpoint(model_dir)
+        family = cls._family(model_dir)
+        if family.backbone() is not cls:  # "wan" loads every family from its files
+            return family.backbone().from_pretrained(
+                model_dir, dtype=dtype, device=resolved, offload=offload, vram_limit=vram_limit, cfg_batch=cfg_batch,
+                attention=attention, teacache_model_id=teacache_model_id,
+                vae_tile_size=vae_tile_size, vae_tile_stride=vae_tile_stride,
+            )
+        files = family.locate(model_dir)
         stored = arch.check_stored_config(checkpoint.read_config(files.config), files.config)
         # Straight to the compute device, unless weights are to live in CPU memory.
         load_device = torch.device("cpu") if offload else resolved
@@ -187,6 +201,11 @@ class WanBackbone(Backbone):
         log.info("loading Wan DiT from %s", ", ".join(p.name for p in files.dit))
         dit_state = modules.dit_state_dict(checkpoint.read_state_dict(files.dit, dtype, load_device))
         dit_config = arch.infer_dit_config(shapes(dit_state), stored)
+        if dit_config.has_image_input != family.takes_image:
+            raise ValueError(
+                f"{files.root} holds a Wan DiT {'with' if dit_config.has_image_input else 'without'} image input, "
+                f"not the {family.title} DiT expected ({', '.join(family.releases)})"
+            )
         text_state = checkpoint.read_state_dict(files.text_encoder, dtype, load_device)
         text_config = arch.infer_text_encoder_config(shapes(text_state))
         vae_state = modules.vae_state_dict(checkpoint.read_state_dict(files.vae, dtype, load_device))
@@ -210,11 +229,24 @@ class WanBackbone(Backbone):
         vae = modules.build_vae(vae_config)
         modules.load_weights(vae.model, vae_state, "VAE")
         return cls(
-            dit, vae, text_encoder, tokenizer,
+            dit, vae, text_encoder, tokenizer, **cls._load_family_networks(files, dtype, load_device),
             dtype=dtype, device=resolved, offload=offload, vram_limit=vram_limit, cfg_batch=cfg_batch,
             attention=attention, teacache_model_id=teacache_model_id,
             vae_tile_size=vae_tile_size, vae_tile_stride=vae_tile_stride,
         )
+
+    @classmethod
+    def _family(cls, model_dir: str | Path) -> WanFamily:
+        """The family :meth:`from_pretrained` loads: the directory's (:func:`.families.detect_family`); a family's
+        own backbone class returns its family."""
+        from fastvmt.backbones.families import detect_family
+
+        return detect_family(model_dir)
+
+    @classmethod
+    def _load_family_networks(cls, files: CheckpointFiles, dtype: torch.dtype, device: torch.device) -> dict[str, Any]:
+        """A family's networks beyond the DiT, VAE and text encoder, as constructor arguments (none here)."""
+        return {}
 
     @property
     def device(self) -> torch.device:
@@ -347,18 +379,19 @@ class WanBackbone(Backbone):
         t = self._timestep(timestep)
         x = latents.to(device=self._device, dtype=self._dtype)
         self._use(self.dit)
+        image = self.image_conditioning
 
         def branch(name: str) -> dict[str, BranchCache]:
             return {} if cache is None else {"cache": cache.branch(name)}
 
         if not uses_cfg(cfg_scale):
-            return dit_forward(self.dit, x, t, context, **branch("positive"))
+            return dit_forward(self.dit, x, t, context, image=image, **branch("positive"))
         if self.cfg_batch and context.shape == negative_context.shape:
             both = torch.cat([context, negative_context])
-            positive, negative = dit_forward(self.dit, x, t, both, **branch("merged")).chunk(2)
+            positive, negative = dit_forward(self.dit, x, t, both, image=image, **branch("merged")).chunk(2)
         else:
-            positive = dit_forward(self.dit, x, t, context, **branch("positive"))
-            negative = dit_forward(self.dit, x, t, negative_context, **branch("negative"))
+            positive = dit_forward(self.dit, x, t, context, image=image, **branch("positive"))
+            negative = dit_forward(self.dit, x, t, negative_context, image=image, **branch("negative"))
         return negative + cfg_scale * (positive - negative)
 
     def step_cache(self, threshold: float, num_steps: int) -> StepCache:
@@ -389,7 +422,8 @@ class WanBackbone(Backbone):
         self._use(self.dit)
         if not isinstance(checkpointing, bool):
             raise ValueError(f"checkpointing must be True or False, got {checkpointing!r}")
-        q, k = capture_qk(self.dit, latents.to(device=self._device, dtype=self._dtype), t, context, block,
-                          checkpointing=checkpointing)
+        latents = latents.to(device=self._device, dtype=self._dtype)
+        q, k = capture_qk(self.dit, latents, t, context, block, checkpointing=checkpointing,
+                          image=self.image_conditioning)
         shape = (f, h, w, self.heads, self.head_dim)
         return AttentionFeatures(q=q.reshape(shape), k=k.reshape(shape))

@@ -1,4 +1,4 @@
-"""Listings of what is registered: ``fastvmt plugins``."""
+"""Listings of what is registered or loadable: ``fastvmt plugins``, ``fastvmt strategies``, ``fastvmt backbones``."""
 
 from __future__ import annotations
 
@@ -39,3 +39,14 @@ def strategies() -> None:
         rows.append((name, describe(s.extractor), describe(s.loss), describe(s.scheduler),
                      str(s.inner_iterations if s.guided else "-"), str(s.denoising_strength)))
     echo_table(("strategy", "extractor", "loss", "scheduler", "inner", "strength"), rows)
+
+
+@app.command()
+def backbones() -> None:
+    """List the Wan model families the wan backbone loads: releases, whether runs take --image, and the files each
+    checkpoint directory needs (as released)."""
+    from fastvmt.backbones.families import FAMILIES
+
+    rows = [(f.name, f.title, ", ".join(f.releases), "yes" if f.takes_image else "no", "; ".join(f.files()))
+            for f in FAMILIES.values()]
+    echo_table(("family", "title", "releases", "--image", "files"), rows)

@@ -20,6 +20,9 @@ def transfer(
     reference: Annotated[Optional[Path], typer.Argument(help="Reference video (any ffmpeg-readable file).")] = None,
     prompt: Annotated[Optional[str], typer.Option("--prompt", "-p", help="What the generated video shows.")] = None,
     model_dir: ModelDir = None,
+    image: Annotated[Optional[Path], typer.Option(
+        "--image", help="First frame for an image-to-video checkpoint (e.g. Wan2.1-I2V-14B-480P), cropped and resized "
+                        "to the video's size; without it such a checkpoint takes the reference's first frame.")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="Output MP4; the sidecar is written beside it.")] = Path(
         "output.mp4"
     ),
@@ -44,11 +47,12 @@ def transfer(
         replay_options,
     )
 
-    named = {key: value for key, value in (("reference", reference), ("prompt", prompt)) if value is not None}
+    named = {key: value for key, value in (("reference", reference), ("prompt", prompt), ("image", image))
+             if value is not None}
     if motion is not None:
-        if reference is not None or config is not None or save_motion is not None:
+        if reference is not None or config is not None or save_motion is not None or image is not None:
             raise ValueError("--motion samples saved motion embeddings without a reference: drop REFERENCE, "
-                             "--config and --save-motion")
+                             "--image, --config and --save-motion")
         _transfer_motion(motion, {**given, **named}, out, overwrite)
         return
     recorded = replay_options(config) if config is not None else {}
@@ -60,12 +64,13 @@ def transfer(
         if not options.get(required):
             raise ValueError(f"missing --{required.replace('_', '-')} (or a --config sidecar that has it)")
     settings = TransferSettings.from_options(options).check()
-    job = TransferJob(options["reference"], options["prompt"])
+    job = TransferJob(options["reference"], options["prompt"], image=options.get("image"))
     strategy = settings.job_strategy(job)
     prepared = prepare_transfer(job, settings, out, overwrite=overwrite, inputs=[("--config sidecar", config)])
     if save_motion is not None:
         _check_motion_output(save_motion, strategy, overwrite,
-                             [("reference", job.reference), ("--config sidecar", config), ("--out", out)])
+                             [("reference", job.reference), ("image", job.image), ("--config sidecar", config),
+                              ("--out", out)])
     for note in prepared.reference.notes:
         typer.echo(f"note: {note}", err=True)
     backbone = settings.load_backbone()
@@ -73,6 +78,8 @@ def transfer(
     if note is not None:
         typer.echo(f"note: {note}", err=True)
     result = prepared.run(settings.pipeline(backbone, strategy))
+    for note in result.report.notes:
+        typer.echo(f"note: {note}", err=True)
     if save_motion is not None:
         from fastvmt.generation.motion_file import save_motion as write_motion
 

@@ -8,8 +8,10 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,6 +43,8 @@ DEFAULT_NEGATIVE_PROMPT = (
     "丑陋，残缺，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，手指融合，静止不动的画面，"
     "杂乱的背景，三条腿，背景人很多，倒着走"
 )
+
+log = logging.getLogger(__name__)
 
 Callback = Callable[[StepState], "Tensor | None"]
 
@@ -140,6 +144,7 @@ class MotionTransferPipeline:
         latents: Tensor | None = None,
         callbacks: Sequence[Callback] = (),
         progress: bool = True,
+        image: Any = None,
     ) -> TransferResult:
         """Run motion transfer.
 
@@ -154,6 +159,9 @@ class MotionTransferPipeline:
             latents: start from these latents instead of the noised reference (shape of the latent video).
             callbacks: called after every step with a :class:`StepState`; may return replacement latents.
             progress: show a progress bar.
+            image: the first frame of an image-to-video backbone (``takes_image``): an ``(H, W, 3)`` uint8 array, a
+                PIL image or an image file, centre-cropped and resized to the video's size. Without it such a backbone
+                takes the reference's first frame, and the report's notes say so; a text-to-video backbone refuses it.
         """
         strategy = self.strategy
         video = frames_to_tensor(reference_video)
@@ -165,6 +173,7 @@ class MotionTransferPipeline:
             raise ValueError(f"latents must have shape {geometry.latent_shape}, got {tuple(latents.shape)}")
         cfg = strategy.cfg_scale if cfg_scale is None else check_field("cfg_scale", cfg_scale)
         seed = check_seed(seed)
+        first_frame, first_frame_note = self._first_frame(image, video, geometry)
         report = RunReport(
             config={
                 "strategy": strategy.to_dict(),
@@ -180,9 +189,13 @@ class MotionTransferPipeline:
             },
             seed=seed,
         )
+        if first_frame_note is not None:
+            log.info(first_frame_note)
+            report.notes.append(first_frame_note)
         run = _Run(video, prompt, negative_prompt, geometry, schedule, cfg, seed, latents)
         with use_backend(self.backend) if self.backend else contextlib.nullcontext():
-            frames, final_latents, control = self._sample(run, callbacks, progress, report)
+            with self._conditioned_on(first_frame, geometry):
+                frames, final_latents, control = self._sample(run, callbacks, progress, report)
         motion = None
         if control.rope:
             motion = MotionEmbeddings(
@@ -218,6 +231,36 @@ class MotionTransferPipeline:
         return sample_with_motion(self, motion, prompt, negative_prompt=negative_prompt,
                                   num_inference_steps=num_inference_steps, cfg_scale=cfg_scale, seed=seed,
                                   callbacks=callbacks, progress=progress)
+
+    def _first_frame(self, image: Any, video: Tensor, geometry: VideoGeometry) -> tuple[Tensor | None, str | None]:
+        """The first frame ``(3, H, W)`` in [-1, 1] an image-to-video backbone is conditioned on, and a note when it
+        is the reference's; ``(None, None)`` for a text-to-video backbone (``ValueError`` if given an image)."""
+        from fastvmt.io.image import fit_image, read_image
+
+        if not getattr(self.backbone, "takes_image", False):
+            if image is not None:
+                raise ValueError(
+                    f"this backbone ({type(self.backbone).__name__}) generates from text alone and takes no image; "
+                    "image-to-video transfer needs an image-to-video checkpoint such as Wan2.1-I2V-14B-480P"
+                )
+            return None, None
+        if image is None:
+            return video[0], "no image given: the image-to-video backbone is conditioned on the reference's first frame"
+        height, width = geometry.height, geometry.width
+        fitted = read_image(image, height, width) if isinstance(image, (str, Path)) else fit_image(image, height, width)
+        return frames_to_tensor(fitted.frame[None])[0], None
+
+    @contextlib.contextmanager
+    def _conditioned_on(self, first_frame: Tensor | None, geometry: VideoGeometry):
+        """Every DiT pass inside reads the first frame's conditioning (none for a text-to-video backbone)."""
+        if first_frame is None:
+            yield
+            return
+        backbone = self.backbone
+        with torch.no_grad():
+            conditioning = backbone.encode_image(first_frame.to(backbone.device), geometry.num_frames)
+        with backbone.conditioned_on(conditioning):
+            yield
 
     def _sample(self, run: _Run, callbacks: Sequence[Callback], progress: bool, report: RunReport):
         backbone, strategy, components, counts = self.backbone, self.strategy, self.components, report.counts

@@ -95,6 +95,8 @@ class RunReport:
     motion_check: MotionCheck | None = None
     peak_memory: dict[str, Any] = field(default_factory=dict)
     step_cache: dict[str, Any] | None = None
+    #: What the run decided on its own that its user should know (e.g. which first frame conditioned it).
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

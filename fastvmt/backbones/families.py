@@ -1,0 +1,99 @@
+"""The Wan model families fastvmt loads, what files each needs, and which one a checkpoint directory holds.
+
+A directory's family is read from its ``config.json`` (``model_type``: ``t2v`` or ``i2v``, as Wan ships it) or,
+without one, from its DiT's tensor names (``img_emb.*``: the image-to-video DiT), headers only. The ``wan``
+backbone loads every family; the files each needs are checked before any weight is read, in one error that names
+the family. ``fastvmt backbones`` lists them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastvmt.backbones import checkpoint
+
+__all__ = ["FAMILIES", "WAN21_I2V", "WAN21_T2V", "WanFamily", "detect_family"]
+
+
+@dataclass(frozen=True)
+class WanFamily:
+    """One family of released Wan checkpoints that share an architecture and a set of files."""
+
+    name: str
+    title: str
+    releases: tuple[str, ...]
+    #: Files beyond the text-to-video ones, by name, with what each is.
+    extra_files: tuple[tuple[str, str], ...]
+    #: ``module:Class`` of the backbone that runs it (imported on use: diffsynth loads with it).
+    backbone_class: str
+    #: Whether runs take a first frame (``--image``).
+    takes_image: bool
+
+    def backbone(self) -> Any:
+        module, name = self.backbone_class.split(":")
+        return getattr(importlib.import_module(module), name)
+
+    def files(self) -> list[str]:
+        """Every file and folder a directory of this family needs, as released."""
+        return [f"{checkpoint.DIT_SINGLE} (or shards + {checkpoint.DIT_INDEX})", checkpoint.TEXT_ENCODER_FILE,
+                checkpoint.VAE_FILE, f"{checkpoint.TOKENIZER_DIR}/", *(name for name, _ in self.extra_files)]
+
+    def locate(self, model_dir: str | Path) -> checkpoint.CheckpointFiles:
+        """The directory's files; one ``MissingCheckpointFilesError`` naming this family and all that is missing."""
+        return checkpoint.locate_checkpoint(
+            model_dir, family=self.title, example=self.releases[0], extra=dict(self.extra_files)
+        )
+
+
+WAN21_T2V = WanFamily(
+    name="wan2.1-t2v",
+    title="Wan2.1 text-to-video",
+    releases=("Wan-AI/Wan2.1-T2V-1.3B", "Wan-AI/Wan2.1-T2V-14B"),
+    extra_files=(),
+    backbone_class="fastvmt.backbones.wan:WanBackbone",
+    takes_image=False,
+)
+WAN21_I2V = WanFamily(
+    name="wan2.1-i2v",
+    title="Wan2.1 image-to-video",
+    releases=("Wan-AI/Wan2.1-I2V-14B-480P", "Wan-AI/Wan2.1-I2V-14B-720P"),
+    extra_files=((checkpoint.IMAGE_ENCODER_FILE, "the CLIP image encoder"),),
+    backbone_class="fastvmt.backbones.wan_i2v:WanI2VBackbone",
+    takes_image=True,
+)
+#: The families by name, in the order ``fastvmt backbones`` lists them.
+FAMILIES = {family.name: family for family in (WAN21_T2V, WAN21_I2V)}
+_BY_MODEL_TYPE = {"t2v": WAN21_T2V, "i2v": WAN21_I2V}
+
+
+def _dit_has_image_embedding(model_dir: str | Path) -> bool:
+    """Whether the DiT files there hold ``img_emb.*`` tensors (safetensors headers only; False without files)."""
+    from safetensors import SafetensorError, safe_open
+
+    for path in checkpoint.dit_files(model_dir):
+        try:
+            with safe_open(str(path), framework="pt") as file:
+                if any(name.startswith("img_emb.") for name in file.keys()):
+                    return True
+        except SafetensorError as exc:
+            raise ValueError(f"cannot read {path}: not a valid .safetensors file ({exc})") from exc
+    return False
+
+
+def detect_family(model_dir: str | Path) -> WanFamily:
+    """The family of the checkpoint in ``model_dir`` (module docstring); ``ValueError`` for a ``model_type``
+    fastvmt does not load. A directory that is missing or empty counts as text-to-video (its error says so)."""
+    root = Path(model_dir).expanduser()
+    config = root / checkpoint.CONFIG_FILE
+    model_type = checkpoint.read_config(config).get("model_type") if config.is_file() else None
+    if model_type is None:
+        return WAN21_I2V if _dit_has_image_embedding(root) else WAN21_T2V
+    if model_type not in _BY_MODEL_TYPE:
+        raise ValueError(
+            f"{config}: model_type {model_type!r} is not a family fastvmt loads; it loads "
+            + ", ".join(f"{family.title} ({', '.join(family.releases)})" for family in FAMILIES.values())
+        )
+    return _BY_MODEL_TYPE[model_type]
