@@ -20,9 +20,10 @@ from fastvmt.cli import app
 from fastvmt.generation.pipeline import MotionTransferPipeline
 from fastvmt.io import write_video
 from fastvmt.io.frames import frames_to_tensor
+from fastvmt.strategies.components import resolve_strategy
 from fastvmt.synthetic import moving_scene
 from tests.support.tiny_wan import tiny_wan_dir  # noqa: F401  (fixture)
-from tests.support.tiny_wan_i2v import TINY_I2V_DIT, tiny_i2v_dir, write_tiny_i2v_checkpoint  # noqa: F401
+from tests.support.tiny_wan_i2v import TINY_I2V_DIT, tiny_i2v_dir  # noqa: F401  (fixture)
 
 FRAMES, HEIGHT, WIDTH = 9, 48, 64
 runner = CliRunner()
@@ -138,7 +139,7 @@ def test_pipeline_image_changes_the_output_and_the_reference_frame_is_the_defaul
     from fastvmt.io import read_video
 
     reference = read_video(clip_path).frames
-    pipe = MotionTransferPipeline(backbone, "fastvmt")
+    pipe = MotionTransferPipeline(backbone, resolve_strategy("fastvmt", {"inner_iterations": 2}))
     options = {"num_inference_steps": 2, "seed": 3, "progress": False, "cfg_scale": 1.0}
     first = pipe(reference, "a ball", image=picture(10, 60, 100), **options)
     second = pipe(reference, "a ball", image=Image.fromarray(picture(11, 60, 100)), **options)
@@ -153,7 +154,7 @@ def invoke(*args):
 
 
 COMMON = ["--frames", FRAMES, "--height", HEIGHT, "--width", WIDTH, "--steps", 2, "--dtype", "float32",
-          "--no-progress", "--cfg", 1]
+          "--no-progress", "--cfg", 1, "--set", "inner_iterations=2"]
 
 
 @pytest.mark.parametrize("strategy", ["fastvmt", "ditflow"])

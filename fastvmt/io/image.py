@@ -53,7 +53,7 @@ def fit_image(image: Any, height: int, width: int, what: str = "the image") -> F
                          f"{described}")
     _check_size(image.shape[1], image.shape[0], what)
     plan = plan_resize(image.shape[:2], height, width)
-    return FittedImage(plan.apply(np.ascontiguousarray(image)), plan.notes)
+    return FittedImage(np.array(plan.apply(np.ascontiguousarray(image))), plan.notes)  # a writable copy
 
 
 def read_image(path: str | Path, height: int, width: int) -> FittedImage:

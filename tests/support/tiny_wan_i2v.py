@@ -6,6 +6,7 @@ DiT (36 input channels, ``img_emb``) and a CLIP vision tower that gives the 257 
 
 import dataclasses
 import json
+import shutil
 from functools import cache
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import torch
 from fastvmt.backbones import checkpoint
 from fastvmt.backbones.architecture import FIRST_FRAME_MASK_CHANNELS, ImageEncoderConfig
 from fastvmt.backbones.tiny import TINY_DIT, write_tiny_checkpoint
+from tests.support.tiny_wan import tiny_wan_dir  # noqa: F401  (fixture)
 
 TINY_I2V_DIT = dataclasses.replace(
     TINY_DIT, in_dim=2 * TINY_DIT.out_dim + FIRST_FRAME_MASK_CHANNELS, has_image_input=True
@@ -23,12 +25,17 @@ TINY_IMAGE_ENCODER = ImageEncoderConfig(image_size=16, patch_size=1, vision_mlp_
                                         embed_dim=32)
 
 
-def write_tiny_i2v_checkpoint(directory: Path, *, seed: int = 0, config_json: bool = True) -> Path:
-    """The tiny image-to-video Wan of ``seed`` in ``directory``; without ``config_json`` its family is read off the
-    DiT's tensor names (and its head count cannot be: loading needs the config)."""
+def write_tiny_i2v_checkpoint(directory: Path, *, seed: int = 0, text_to_video: Path | None = None) -> Path:
+    """The tiny image-to-video Wan of ``seed`` in ``directory``, its text encoder, VAE and tokenizer copied from the
+    tiny text-to-video checkpoint ``text_to_video`` (written there when None)."""
     from fastvmt.backbones import modules
 
-    root = write_tiny_checkpoint(directory, seed=seed)
+    if text_to_video is None:
+        root = write_tiny_checkpoint(directory, seed=seed)
+    else:
+        root = Path(shutil.copytree(text_to_video, directory))
+        for path in checkpoint.dit_files(root):
+            path.unlink()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed + 1000)
         dit = modules.build_dit(TINY_I2V_DIT, initialize=True)
@@ -36,18 +43,15 @@ def write_tiny_i2v_checkpoint(directory: Path, *, seed: int = 0, config_json: bo
     checkpoint.write_dit(dit.state_dict(), root)
     state = {**encoder.model.state_dict(), "textual.token_embedding.weight": torch.zeros(8, 4)}
     torch.save(state, root / checkpoint.IMAGE_ENCODER_FILE)
-    if config_json:
-        (root / checkpoint.CONFIG_FILE).write_text(json.dumps(TINY_I2V_DIT.stored(), indent=2))
-    else:
-        (root / checkpoint.CONFIG_FILE).unlink()
+    (root / checkpoint.CONFIG_FILE).write_text(json.dumps(TINY_I2V_DIT.stored(), indent=2))
     return root
 
 
 @cache
-def _checkpoint(session_root: Path) -> Path:
-    return write_tiny_i2v_checkpoint(session_root / "tiny-wan-i2v-shared", seed=0)
+def _checkpoint(session_root: Path, text_to_video: Path) -> Path:
+    return write_tiny_i2v_checkpoint(session_root / "tiny-wan-i2v-shared", seed=0, text_to_video=text_to_video)
 
 
 @pytest.fixture(scope="session")
-def tiny_i2v_dir(tmp_path_factory):
-    return _checkpoint(tmp_path_factory.getbasetemp())
+def tiny_i2v_dir(tmp_path_factory, tiny_wan_dir):
+    return _checkpoint(tmp_path_factory.getbasetemp(), tiny_wan_dir)
