@@ -291,7 +291,8 @@ class PreparedTransfer:
         )
         result.report.config.update(
             reference=str(Path(job.reference).resolve()),
-            image=None if job.image is None else str(Path(job.image).resolve()), model_dir=str(Path(settings.model_dir).resolve()),
+            image=None if job.image is None else str(Path(job.image).resolve()),
+            model_dir=str(Path(settings.model_dir).resolve()),
             dtype=settings.dtype, device=settings.device, offload=settings.offload,
             backend=effective_backend(settings.backend), attention=settings.attention,
             environment=run_environment(result.latents.device, settings.attention),
