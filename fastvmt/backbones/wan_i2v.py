@@ -109,10 +109,11 @@ class WanI2VBackbone(WanBackbone):
                 "`with backbone.conditioned_on(backbone.encode_image(image, num_frames)):`"
             )
 
-    def velocity(self, latents, timestep, context, negative_context=None, cfg_scale=1.0):
+    # WanBackbone's velocity and features, with their arguments as they are, once a conditioning is in effect.
+    def velocity(self, *args: Any, **kwargs: Any) -> Tensor:
         self._require_conditioning()
-        return super().velocity(latents, timestep, context, negative_context, cfg_scale)
+        return super().velocity(*args, **kwargs)
 
-    def features(self, latents, timestep, context, *, block):
+    def features(self, *args: Any, **kwargs: Any) -> Any:
         self._require_conditioning()
-        return super().features(latents, timestep, context, block=block)
+        return super().features(*args, **kwargs)
