@@ -147,19 +147,20 @@ def video_frame_count(latent_frames: int) -> int:
 
 
 def token_grid(
-    num_frames: int, height: int, width: int, *, patch_size: tuple[int, int, int] = PATCH_SIZE
+    num_frames: int, height: int, width: int, *, patch_size: tuple[int, int, int] = PATCH_SIZE,
+    spatial_factor: int = SPATIAL_FACTOR,
 ) -> TokenGrid:
-    """Token grid ``(F, H / 16, W / 16)`` of a video; ``ValueError`` (nearest valid values named) when unsupported
-    or beyond :func:`check_video_size`'s bound."""
+    """Token grid ``(F, H / 16, W / 16)`` of a video (``H / 32, W / 32`` with Wan2.2's 16x VAE: ``spatial_factor``
+    16); ``ValueError`` (nearest valid values named) when unsupported or beyond :func:`check_video_size`'s bound."""
     pf, ph, pw = patch_size
     check_frame_count(num_frames)
-    check_multiple("height", height, SPATIAL_FACTOR * ph)
-    check_multiple("width", width, SPATIAL_FACTOR * pw)
+    check_multiple("height", height, spatial_factor * ph)
+    check_multiple("width", width, spatial_factor * pw)
     check_video_size(num_frames, height, width)
     frames = _latent_frame_count(num_frames)
     if frames % pf:
         raise ValueError(f"the latent's {frames} frames do not divide into temporal patches of {pf}")
-    return TokenGrid(frames // pf, height // (SPATIAL_FACTOR * ph), width // (SPATIAL_FACTOR * pw))
+    return TokenGrid(frames // pf, height // (spatial_factor * ph), width // (spatial_factor * pw))
 
 
 def video_geometry(
@@ -169,15 +170,17 @@ def video_geometry(
     *,
     latent_channels: int,
     patch_size: tuple[int, int, int] = PATCH_SIZE,
+    spatial_factor: int = SPATIAL_FACTOR,
 ) -> VideoGeometry:
-    """Latent shape ``(1, C, F, H / 8, W / 8)`` and token grid of a video; ``ValueError`` as :func:`token_grid`."""
-    grid = token_grid(num_frames, height, width, patch_size=patch_size)
+    """Latent shape ``(1, C, F, H / s, W / s)`` (``s = spatial_factor``, the VAE's: 8, or 16 for Wan2.2's) and token
+    grid of a video; ``ValueError`` as :func:`token_grid`."""
+    grid = token_grid(num_frames, height, width, patch_size=patch_size, spatial_factor=spatial_factor)
     return VideoGeometry(
         num_frames=num_frames,
         height=height,
         width=width,
         latent_shape=(
-            1, latent_channels, _latent_frame_count(num_frames), height // SPATIAL_FACTOR, width // SPATIAL_FACTOR
+            1, latent_channels, _latent_frame_count(num_frames), height // spatial_factor, width // spatial_factor
         ),
         grid=grid,
     )

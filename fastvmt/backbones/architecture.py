@@ -1,4 +1,5 @@
-"""Hyper-parameters of Wan2.1's three networks, inferred from the tensor shapes of their checkpoints.
+"""Hyper-parameters of Wan's networks (DiT, umT5, VAE; the CLIP image encoder of Wan2.1 image-to-video),
+inferred from the tensor shapes of their checkpoints.
 
 diffsynth recognises a checkpoint by an MD5 of its key names and shapes, so it only knows the released
 sizes. fastvmt reads the sizes off the tensors instead, so the 1.3B, the 14B and any other size (the tiny
@@ -30,6 +31,9 @@ __all__ = [
     "RELEASED_DITS",
     "RELEASED_TEXT_ENCODER",
     "RELEASED_I2V_DIT",
+    "RELEASED_TI2V_DIT",
+    "WAN22_LATENT_CHANNELS",
+    "WAN22_VAE",
     "TextEncoderConfig",
     "VAEConfig",
     "WAN_HEAD_DIM",
@@ -48,6 +52,12 @@ WAN_TEXT_LEN = 512
 WAN_EPS = 1e-6
 #: Channels of Wan2.1's VAE latent: what the DiT takes in and puts out.
 WAN_LATENT_CHANNELS = 16
+#: Channels of Wan2.2's VAE latent (``Wan2.2_VAE.pth``, 16x spatial compression: TI2V-5B).
+WAN22_LATENT_CHANNELS = 48
+#: Input channels of each VAE's encoder: RGB, or RGB patchified 2x2 (Wan2.2's VAE, hence 16x instead of 8x).
+_VAE_INPUT_CHANNELS = {3: WAN_LATENT_CHANNELS, 12: WAN22_LATENT_CHANNELS}
+#: Wan2.2 VAE's decoder widens its first block to ``decoder_dim * 4`` (``dim_mult[-1]``).
+_VAE38_DECODER_MULT = 4
 
 #: Wan2.1 image-to-video conditioning (diffsynth's ``WanModel`` with ``has_image_input``): the first frame's latent
 #: and a mask of 4 channels (one per video frame of a latent frame) join the noisy latent as extra input channels,
@@ -137,6 +147,11 @@ RELEASED_DITS = {
     "1.3B": DiTConfig(dim=1536, ffn_dim=8960, num_heads=12, num_layers=30),
     "14B": DiTConfig(dim=5120, ffn_dim=13824, num_heads=40, num_layers=40),
 }
+#: The released Wan2.2 TI2V-5B DiT: 48 latent channels in and out (Wan2.2's VAE); a first frame is fused into the
+#: latent (docs/algorithm.md#ti2v), not added as channels.
+RELEASED_TI2V_DIT = DiTConfig(
+    dim=3072, ffn_dim=14336, num_heads=24, num_layers=30, in_dim=WAN22_LATENT_CHANNELS, out_dim=WAN22_LATENT_CHANNELS
+)
 #: The released Wan2.1 image-to-video DiT (one architecture for the 480P and the 720P weights).
 RELEASED_I2V_DIT = DiTConfig(
     dim=5120, ffn_dim=13824, num_heads=40, num_layers=40,
@@ -183,10 +198,16 @@ RELEASED_TEXT_ENCODER = TextEncoderConfig(
 
 @dataclass(frozen=True)
 class VAEConfig:
-    """Arguments of diffsynth's inner ``VideoVAE_`` (the released VAE: dim 96, z_dim 16)."""
+    """Arguments of diffsynth's inner ``VideoVAE_`` (Wan2.1's VAE: dim 96, z_dim 16) or, with a ``decoder_dim``,
+    ``VideoVAE38_`` (Wan2.2's: dim 160, decoder 256, z_dim 48, 16x spatial compression)."""
 
     dim: int = 96
     z_dim: int = WAN_LATENT_CHANNELS
+    decoder_dim: int | None = None
+
+
+#: Wan2.2's released VAE (``Wan2.2_VAE.pth``).
+WAN22_VAE = VAEConfig(dim=160, z_dim=WAN22_LATENT_CHANNELS, decoder_dim=256)
 
 
 def _shape(shapes: Shapes, name: str, what: str) -> tuple[int, ...]:
@@ -210,17 +231,21 @@ def _rope_compatible(head_dim: int) -> bool:
     return head_dim % 2 == 0 and third % 2 == 0 and (head_dim - 2 * third) % 2 == 0
 
 
+#: The ``model_type`` values of the DiTs fastvmt loads (Wan's config.json).
+_MODEL_TYPES = ("t2v", "i2v", "ti2v")
+
+
 def infer_dit_config(shapes: Shapes, stored: Mapping[str, Any] | None = None) -> DiTConfig:
     """The DiT's sizes from its tensors; ``stored`` (config.json) supplies heads/eps/text_len and is checked
     (:func:`check_stored_config`, then against the tensors)."""
     stored = check_stored_config(stored or {})
     has_image_input = any(name.startswith("img_emb.") for name in shapes)
     model_type = stored.get("model_type", "i2v" if has_image_input else "t2v")
-    if "img_emb.emb_pos" in shapes or model_type not in ("t2v", "i2v") or has_image_input != (model_type == "i2v"):
+    if "img_emb.emb_pos" in shapes or model_type not in _MODEL_TYPES or has_image_input != (model_type == "i2v"):
         raise ValueError(
             f"this Wan DiT (model_type {model_type!r}, image embedding: {has_image_input}) is neither Wan2.1 "
-            "text-to-video nor image-to-video; fastvmt loads Wan2.1-T2V-1.3B/14B and Wan2.1-I2V-14B-480P/720P "
-            "(`fastvmt backbones` lists the families)"
+            "text-to-video nor image-to-video nor Wan2.2 TI2V; fastvmt loads Wan2.1-T2V-1.3B/14B, "
+            "Wan2.1-I2V-14B-480P/720P and Wan2.2-TI2V-5B (`fastvmt backbones` lists the families)"
         )
     dim, in_dim, *patch = _shape(shapes, "patch_embedding.weight", "DiT")
     patch_size = (patch[0], patch[1], patch[2])
@@ -286,17 +311,19 @@ def infer_text_encoder_config(shapes: Shapes) -> TextEncoderConfig:
 
 
 def infer_vae_config(shapes: Shapes) -> VAEConfig:
-    """The VAE's width and latent channels from its tensors (the rest is Wan's fixed layout)."""
-    config = VAEConfig(
-        dim=_shape(shapes, "encoder.conv1.weight", "Wan VAE")[0],
-        z_dim=_shape(shapes, "conv2.weight", "Wan VAE")[0],
-    )
-    if config.z_dim != WAN_LATENT_CHANNELS:
+    """The VAE's widths and latent channels from its tensors (the rest is Wan's fixed layout): Wan2.1's VAE reads
+    RGB, Wan2.2's RGB patchified 2x2 (12 channels)."""
+    dim, inputs, *_ = _shape(shapes, "encoder.conv1.weight", "Wan VAE")
+    z_dim = _shape(shapes, "conv2.weight", "Wan VAE")[0]
+    if _VAE_INPUT_CHANNELS.get(inputs) != z_dim:
         raise ValueError(
-            f"the VAE has {config.z_dim} latent channels; only Wan2.1's {WAN_LATENT_CHANNELS}-channel VAE "
-            "(Wan2.1_VAE.pth) is supported"
+            f"the VAE reads {inputs} channels into {z_dim} latent channels; fastvmt supports Wan2.1's VAE "
+            f"(Wan2.1_VAE.pth: 3 -> {WAN_LATENT_CHANNELS}) and Wan2.2's (Wan2.2_VAE.pth: 12 -> {WAN22_LATENT_CHANNELS})"
         )
-    return config
+    if inputs == 3:
+        return VAEConfig(dim=dim, z_dim=z_dim)
+    decoder = _shape(shapes, "decoder.conv1.weight", "Wan VAE")[0]
+    return VAEConfig(dim=dim, z_dim=z_dim, decoder_dim=decoder // _VAE38_DECODER_MULT)
 
 
 def infer_image_encoder_config(shapes: Shapes) -> ImageEncoderConfig:

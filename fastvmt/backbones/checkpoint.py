@@ -5,7 +5,7 @@ Layout, as Wan distributes it (``Wan-AI/Wan2.1-T2V-1.3B`` / ``-14B``)::
     diffusion_pytorch_model.safetensors          the DiT (or shards ``diffusion_pytorch_model-0000i-of-0000n``
     diffusion_pytorch_model.safetensors.index.json   .safetensors`` listed by this index)
     models_t5_umt5-xxl-enc-bf16.pth              the umT5-XXL text encoder
-    Wan2.1_VAE.pth                               the video VAE
+    Wan2.1_VAE.pth                               the video VAE (Wan2.2 TI2V-5B: Wan2.2_VAE.pth)
     google/umt5-xxl/                             the tokenizer (tokenizer.json or spiece.model)
     config.json                                  optional: the DiT's hyper-parameters (num_heads, text_len, ...)
     models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth   image-to-video releases only: the CLIP image encoder
@@ -39,6 +39,7 @@ __all__ = [
     "TEXT_ENCODER_FILE",
     "TOKENIZER_DIR",
     "VAE_FILE",
+    "WAN22_VAE_FILE",
     "CheckpointFiles",
     "MissingCheckpointFilesError",
     "UnsafeCheckpointError",
@@ -56,6 +57,8 @@ DIT_INDEX = "diffusion_pytorch_model.safetensors.index.json"
 DIT_GLOB = "diffusion_pytorch_model*.safetensors"
 TEXT_ENCODER_FILE = "models_t5_umt5-xxl-enc-bf16.pth"
 VAE_FILE = "Wan2.1_VAE.pth"
+#: Wan2.2 TI2V-5B's VAE (48 latent channels, 16x spatial compression).
+WAN22_VAE_FILE = "Wan2.2_VAE.pth"
 #: The CLIP image encoder of Wan2.1's image-to-video releases (only its vision tower is used).
 IMAGE_ENCODER_FILE = "models_clip_open-clip-xlm-roberta-large-vit-huge-14.pth"
 TOKENIZER_DIR = "google/umt5-xxl"
@@ -157,10 +160,11 @@ def locate_checkpoint(
     family: str = "Wan2.1 text-to-video",
     example: str = "Wan-AI/Wan2.1-T2V-1.3B",
     extra: Mapping[str, str] | None = None,
+    vae: str = VAE_FILE,
 ) -> CheckpointFiles:
     """The checkpoint's files; one :class:`MissingCheckpointFilesError` listing everything that is missing, naming
     the ``family`` expected (``example``: a release of it). ``extra`` maps a family's further file names to what
-    they are."""
+    they are; ``vae`` names the family's VAE file."""
     root = Path(model_dir).expanduser()
     if not root.is_dir():
         raise MissingCheckpointFilesError(
@@ -172,9 +176,9 @@ def locate_checkpoint(
     text_encoder = _prefer_safetensors(root / TEXT_ENCODER_FILE)
     if not text_encoder.is_file():
         missing.append(f"{TEXT_ENCODER_FILE} (the umT5 text encoder)")
-    vae = _prefer_safetensors(root / VAE_FILE)
+    vae_name, vae = vae, _prefer_safetensors(root / vae)
     if not vae.is_file():
-        missing.append(f"{VAE_FILE} (the video VAE)")
+        missing.append(f"{vae_name} (the video VAE)")
     tokenizer = root / TOKENIZER_DIR
     if not any((tokenizer / name).is_file() for name in TOKENIZER_FILES):
         missing.append(f"{TOKENIZER_DIR}/ with {' or '.join(TOKENIZER_FILES)} (the umT5 tokenizer)")

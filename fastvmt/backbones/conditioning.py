@@ -7,12 +7,20 @@ Wan pipeline builds it (``WanVideoUnit_ImageEmbedderCLIP`` / ``ImageEmbedderVAE`
   video frame of a latent frame) and the VAE latent of the frame followed by black frames, joined to the noisy
   latent as extra input channels.
 
+Wan2.2 TI2V-5B conditions on a first frame differently (:class:`FusedFirstFrame`, docs/algorithm.md#ti2v): the
+frame's latent replaces the first latent frame, whose tokens the DiT sees at timestep 0 (clean).
+
 One conditioning serves every DiT pass of a run: the denoising velocity and the guidance features alike.
+:class:`FirstFrameConditioned` is what a backbone conditioned this way adds to :class:`~.wan.WanBackbone`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Union
 
 import torch
 from jaxtyping import Float
@@ -21,7 +29,14 @@ from torch import Tensor, nn
 from fastvmt.backbones.architecture import FIRST_FRAME_MASK_CHANNELS
 from fastvmt.geometry import SPATIAL_FACTOR, TEMPORAL_FACTOR
 
-__all__ = ["ImageConditioning", "first_frame_mask", "first_frame_video"]
+__all__ = [
+    "Conditioning",
+    "FirstFrameConditioned",
+    "FusedFirstFrame",
+    "ImageConditioning",
+    "first_frame_mask",
+    "first_frame_video",
+]
 
 
 @dataclass(frozen=True)
@@ -44,6 +59,64 @@ class ImageConditioning:
         first_frame = self.first_frame.to(device=latents.device, dtype=latents.dtype)
         clip = dit.img_emb(self.clip.to(device=context.device, dtype=context.dtype))
         return torch.cat([latents, first_frame], dim=1), torch.cat([clip.expand(len(context), -1, -1), context], dim=1)
+
+    def timesteps(self, timestep: Float[Tensor, "1"], latents: Tensor, patch_size: Sequence[int]) -> Tensor:
+        """Every token's timestep: the one of the step."""
+        return timestep
+
+
+@dataclass(frozen=True)
+class FusedFirstFrame:
+    """Wan2.2 TI2V's first frame: its VAE latent ``(1, C, 1, H/16, W/16)``, fused into the first latent frame."""
+
+    latent: Float[Tensor, "1 c 1 h16 w16"]
+
+    def fuse(self, latents: Float[Tensor, "1 c f h16 w16"]) -> Float[Tensor, "1 c f h16 w16"]:
+        """``latents`` with the first frame's latent in place of their first frame (no gradient flows to it)."""
+        if self.latent.shape[:2] != latents.shape[:2] or self.latent.shape[3:] != latents.shape[3:]:
+            raise ValueError(
+                f"the first frame's latent {tuple(self.latent.shape)} does not fit latents {tuple(latents.shape)}: "
+                "encode the image at this video's size"
+            )
+        return torch.cat([self.latent.to(device=latents.device, dtype=latents.dtype), latents[:, :, 1:]], dim=2)
+
+    def attach(self, dit: nn.Module, latents: Tensor, context: Tensor) -> tuple[Tensor, Tensor]:
+        """The DiT input with the first frame fused in; the context as it is."""
+        return self.fuse(latents), context
+
+    def timesteps(
+        self, timestep: Float[Tensor, "1"], latents: Tensor, patch_size: Sequence[int]
+    ) -> Float[Tensor, "1 s"]:
+        """Every token's timestep: 0 for the first frame's tokens (clean), the step's for the others (diffsynth's
+        ``seperated_timestep`` with ``fuse_vae_embedding_in_latents``)."""
+        frames, rows, cols = (size // patch for size, patch in zip(latents.shape[2:], patch_size))
+        per_frame = rows * cols
+        clean = torch.zeros(per_frame, dtype=timestep.dtype, device=timestep.device)
+        return torch.cat([clean, timestep.expand((frames - 1) * per_frame)])[None]
+
+
+#: What a DiT pass reads of a first frame.
+Conditioning = Union[ImageConditioning, FusedFirstFrame]
+
+
+class FirstFrameConditioned:
+    """Mixin of a :class:`~.wan.WanBackbone` whose runs are conditioned on a first frame: ``encode_image`` makes the
+    conditioning, :meth:`conditioned_on` puts it in effect for every DiT pass inside."""
+
+    #: A run takes a first frame (the pipeline's ``image``, or the reference's first frame).
+    takes_image = True
+    image_conditioning: Conditioning | None
+
+    @contextlib.contextmanager
+    def conditioned_on(self, conditioning: Conditioning) -> Iterator[None]:
+        """Every velocity and feature capture inside reads ``conditioning``."""
+        if not isinstance(conditioning, (ImageConditioning, FusedFirstFrame)):
+            raise TypeError(f"conditioning must come from encode_image, got {type(conditioning).__name__}")
+        previous, self.image_conditioning = self.image_conditioning, conditioning
+        try:
+            yield
+        finally:
+            self.image_conditioning = previous
 
 
 def first_frame_mask(num_frames: int, h8: int, w8: int) -> Float[Tensor, "4 f h8 w8"]:

@@ -1,7 +1,8 @@
 """The Wan model families fastvmt loads, what files each needs, and which one a checkpoint directory holds.
 
-A directory's family is read from its ``config.json`` (``model_type``: ``t2v`` or ``i2v``, as Wan ships it) or,
-without one, from its DiT's tensor names (``img_emb.*``: the image-to-video DiT), headers only. The ``wan``
+A directory's family is read from its ``config.json`` (``model_type``: ``t2v``, ``i2v`` or ``ti2v``, as Wan ships
+it) or, without one, from its files: ``img_emb.*`` tensors in the DiT (image-to-video, headers only) or Wan2.2's
+VAE file (TI2V-5B). The ``wan``
 backbone loads every family; the files each needs are checked before any weight is read, in one error that names
 the family. ``fastvmt backbones`` lists them.
 """
@@ -15,7 +16,7 @@ from typing import Any
 
 from fastvmt.backbones import checkpoint
 
-__all__ = ["FAMILIES", "WAN21_I2V", "WAN21_T2V", "WanFamily", "detect_family"]
+__all__ = ["FAMILIES", "WAN21_I2V", "WAN21_T2V", "WAN22_TI2V", "WanFamily", "detect_family"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,10 @@ class WanFamily:
     backbone_class: str
     #: Whether runs take a first frame (``--image``).
     takes_image: bool
+    #: The VAE's file name.
+    vae_file: str = checkpoint.VAE_FILE
+    #: Whether the DiT embeds a CLIP image (``img_emb``) and takes first-frame channels (Wan2.1 image-to-video).
+    dit_image_input: bool = False
 
     def backbone(self) -> Any:
         module, name = self.backbone_class.split(":")
@@ -39,12 +44,12 @@ class WanFamily:
     def files(self) -> list[str]:
         """Every file and folder a directory of this family needs, as released."""
         return [f"{checkpoint.DIT_SINGLE} (or shards + {checkpoint.DIT_INDEX})", checkpoint.TEXT_ENCODER_FILE,
-                checkpoint.VAE_FILE, f"{checkpoint.TOKENIZER_DIR}/", *(name for name, _ in self.extra_files)]
+                self.vae_file, f"{checkpoint.TOKENIZER_DIR}/", *(name for name, _ in self.extra_files)]
 
     def locate(self, model_dir: str | Path) -> checkpoint.CheckpointFiles:
         """The directory's files; one ``MissingCheckpointFilesError`` naming this family and all that is missing."""
         return checkpoint.locate_checkpoint(
-            model_dir, family=self.title, example=self.releases[0], extra=dict(self.extra_files)
+            model_dir, family=self.title, example=self.releases[0], extra=dict(self.extra_files), vae=self.vae_file
         )
 
 
@@ -63,10 +68,20 @@ WAN21_I2V = WanFamily(
     extra_files=((checkpoint.IMAGE_ENCODER_FILE, "the CLIP image encoder"),),
     backbone_class="fastvmt.backbones.wan_i2v:WanI2VBackbone",
     takes_image=True,
+    dit_image_input=True,
+)
+WAN22_TI2V = WanFamily(
+    name="wan2.2-ti2v-5b",
+    title="Wan2.2 TI2V-5B (text- and image-to-video)",
+    releases=("Wan-AI/Wan2.2-TI2V-5B",),
+    extra_files=(),
+    backbone_class="fastvmt.backbones.wan_ti2v:WanTI2VBackbone",
+    takes_image=True,
+    vae_file=checkpoint.WAN22_VAE_FILE,
 )
 #: The families by name, in the order ``fastvmt backbones`` lists them.
-FAMILIES = {family.name: family for family in (WAN21_T2V, WAN21_I2V)}
-_BY_MODEL_TYPE = {"t2v": WAN21_T2V, "i2v": WAN21_I2V}
+FAMILIES = {family.name: family for family in (WAN21_T2V, WAN21_I2V, WAN22_TI2V)}
+_BY_MODEL_TYPE = {"t2v": WAN21_T2V, "i2v": WAN21_I2V, "ti2v": WAN22_TI2V}
 
 
 def _dit_has_image_embedding(model_dir: str | Path) -> bool:
@@ -90,7 +105,9 @@ def detect_family(model_dir: str | Path) -> WanFamily:
     config = root / checkpoint.CONFIG_FILE
     model_type = checkpoint.read_config(config).get("model_type") if config.is_file() else None
     if model_type is None:
-        return WAN21_I2V if _dit_has_image_embedding(root) else WAN21_T2V
+        if _dit_has_image_embedding(root):
+            return WAN21_I2V
+        return WAN22_TI2V if (root / checkpoint.WAN22_VAE_FILE).is_file() else WAN21_T2V
     if model_type not in _BY_MODEL_TYPE:
         raise ValueError(
             f"{config}: model_type {model_type!r} is not a family fastvmt loads; it loads "

@@ -18,8 +18,8 @@ from einops import rearrange
 from jaxtyping import Float
 from torch import Tensor
 
+from fastvmt.backbones.conditioning import Conditioning
 from fastvmt.backbones.step_cache import BranchCache
-from fastvmt.backbones.conditioning import ImageConditioning
 
 __all__ = ["capture_qk", "dit_forward", "rope_frequencies"]
 
@@ -47,7 +47,7 @@ def dit_forward(
     timestep: Float[Tensor, "1"],
     context: Float[Tensor, "b l ct"],
     *,
-    image: ImageConditioning | None = None,
+    image: Conditioning | None = None,
     checkpointed_blocks: int = 0,
     cache: BranchCache | None = None,
 ) -> Float[Tensor, "b c f h8 w8"]:
@@ -59,8 +59,11 @@ def dit_forward(
     recomputes the block in the backward. The values and gradients are those without it. With ``cache`` (a step
     cache's branch, :mod:`fastvmt.backbones.step_cache`) the blocks may be skipped for their cached residual.
     """
-    t = dit.time_embedding(sinusoidal_embedding_1d(dit.freq_dim, timestep.float()).to(latents.dtype))
-    t_mod = dit.time_projection(t).unflatten(1, (6, dit.dim))
+    if image is not None:  # a timestep per token for a fused first frame (Wan2.2 TI2V), else the step's
+        timestep = image.timesteps(timestep, latents, dit.patch_size)
+    t = dit.time_embedding(sinusoidal_embedding_1d(dit.freq_dim, timestep.flatten().float()).to(latents.dtype))
+    t = t.reshape(*timestep.shape, -1)
+    t_mod = dit.time_projection(t).unflatten(-1, (6, dit.dim))
     context = dit.text_embedding(context)
     if image is not None:
         latents, context = image.attach(dit, latents, context)
@@ -90,7 +93,7 @@ def capture_qk(
     block: int,
     *,
     checkpointing: bool = False,
-    image: ImageConditioning | None = None,
+    image: Conditioning | None = None,
 ) -> tuple[Float[Tensor, "1 s hd"], Float[Tensor, "1 s hd"]]:
     """``block``'s self-attention q and k as its attention call receives them (after q/k RMSNorm and RoPE).
 

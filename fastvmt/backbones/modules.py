@@ -12,7 +12,7 @@ import torch
 from diffsynth.core.vram.initialization import skip_model_initialization
 from diffsynth.models.wan_video_dit import WanModel
 from diffsynth.models.wan_video_text_encoder import WanTextEncoder
-from diffsynth.models.wan_video_vae import VideoVAE_, WanVideoVAE
+from diffsynth.models.wan_video_vae import VideoVAE38_, VideoVAE_, WanVideoVAE, WanVideoVAE38
 from diffsynth.utils.state_dict_converters.wan_video_dit import (
     WanVideoDiTFromDiffusers,
     WanVideoDiTStateDictConverter,
@@ -77,11 +77,18 @@ def build_text_encoder(config: TextEncoderConfig, *, initialize: bool = False) -
 
 
 def build_vae(config: VAEConfig, *, initialize: bool = False) -> WanVideoVAE:
-    """diffsynth's ``WanVideoVAE`` around a ``VideoVAE_`` of width ``config.dim``.
+    """diffsynth's ``WanVideoVAE`` around a ``VideoVAE_`` of width ``config.dim`` (``WanVideoVAE38`` around a
+    ``VideoVAE38_`` for Wan2.2's VAE, ``config.decoder_dim`` set).
 
     ``WanVideoVAE`` always builds the released width (dim 96, ~127M parameters); it is built empty here and
     its inner network replaced, so a tiny VAE costs nothing extra.
     """
+    if config.decoder_dim is not None:  # Wan2.2's VAE
+        with skip_model_initialization():
+            vae = WanVideoVAE38(z_dim=config.z_dim)
+        with _construction(initialize):
+            vae.model = VideoVAE38_(dim=config.dim, z_dim=config.z_dim, dec_dim=config.decoder_dim)
+        return vae
     with skip_model_initialization():
         vae = WanVideoVAE(z_dim=config.z_dim)
     with _construction(initialize):

@@ -20,10 +20,10 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from fastvmt.backbones.conditioning import ImageConditioning
+from fastvmt.backbones.conditioning import Conditioning
 from fastvmt.backbones.offload import OFFLOAD_CHOICES
 from fastvmt.backbones.step_cache import BranchCache, StepCache, coefficients_model_id
-from fastvmt.geometry import SPATIAL_FACTOR, TEMPORAL_FACTOR, video_geometry
+from fastvmt.geometry import TEMPORAL_FACTOR, video_geometry
 from fastvmt.interfaces import AttentionFeatures, Backbone, VideoGeometry, uses_cfg
 
 if TYPE_CHECKING:
@@ -136,6 +136,8 @@ class WanBackbone(Backbone):
         self.head_dim = dit.dim // self.heads
         self.latent_channels = dit.head.head.out_features // math.prod(dit.patch_size)
         self.patch_size = tuple(dit.patch_size)
+        #: Pixels per latent pixel: 8 (Wan2.1's VAE) or 16 (Wan2.2's).
+        self.spatial_factor = vae.upsampling_factor
         self.text_dim = dit.text_embedding[0].in_features
         self.cfg_batch = cfg_batch
         self.vae_tile_size, self.vae_tile_stride = vae_tile_size, vae_tile_stride
@@ -150,8 +152,8 @@ class WanBackbone(Backbone):
                 enable_offload(prepare(m, dtype), resolved, dtype, vram_limit) for m in (dit, vae, text_encoder)
             )
         self._active: nn.Module | None = None
-        #: The first-frame conditioning every DiT pass reads (image-to-video backbones set it; see wan_i2v).
-        self.image_conditioning: ImageConditioning | None = None
+        #: The first-frame conditioning every DiT pass reads (set by conditioning.FirstFrameConditioned backbones).
+        self.image_conditioning: Conditioning | None = None
 
     @classmethod
     def from_pretrained(
@@ -201,7 +203,7 @@ class WanBackbone(Backbone):
         log.info("loading Wan DiT from %s", ", ".join(p.name for p in files.dit))
         dit_state = modules.dit_state_dict(checkpoint.read_state_dict(files.dit, dtype, load_device))
         dit_config = arch.infer_dit_config(shapes(dit_state), stored)
-        if dit_config.has_image_input != family.takes_image:
+        if dit_config.has_image_input != family.dit_image_input:
             raise ValueError(
                 f"{files.root} holds a Wan DiT {'with' if dit_config.has_image_input else 'without'} image input, "
                 f"not the {family.title} DiT expected ({', '.join(family.releases)})"
@@ -259,10 +261,12 @@ class WanBackbone(Backbone):
     # -- shapes ------------------------------------------------------------------------------------------
 
     def geometry(self, num_frames: int, height: int, width: int) -> VideoGeometry:
-        """Latent shape ``(1, 16, F, H/8, W/8)`` and token grid ``(F, H/16, W/16)``; ``ValueError`` naming the
-        nearest valid values unless frames are ``4k+1`` and sizes multiples of 16."""
+        """Latent shape ``(1, C, F, H/s, W/s)`` and token grid ``(F, H/2s, W/2s)`` (``s``: the VAE's
+        ``spatial_factor``, 8 or 16); ``ValueError`` naming the nearest valid values unless frames are ``4k+1`` and
+        sizes multiples of ``2s``."""
         return video_geometry(
-            num_frames, height, width, latent_channels=self.latent_channels, patch_size=self.patch_size
+            num_frames, height, width, latent_channels=self.latent_channels, patch_size=self.patch_size,
+            spatial_factor=self.spatial_factor,
         )
 
     def _check_latents(self, latents: Tensor) -> tuple[int, int, int]:
@@ -277,7 +281,7 @@ class WanBackbone(Backbone):
             raise ValueError(
                 f"latent size {f}x{h8}x{w8} does not divide into DiT patches {pf}x{ph}x{pw}: "
                 f"use videos with {TEMPORAL_FACTOR}k+1 frames and sizes that are multiples of "
-                f"{SPATIAL_FACTOR * ph}x{SPATIAL_FACTOR * pw} pixels (height x width)"
+                f"{self.spatial_factor * ph}x{self.spatial_factor * pw} pixels (height x width)"
             )
         return f // pf, h8 // ph, w8 // pw
 

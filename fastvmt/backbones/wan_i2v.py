@@ -7,16 +7,19 @@ features alike, reads that conditioning (:mod:`fastvmt.backbones.conditioning`; 
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from fastvmt.backbones.conditioning import ImageConditioning, first_frame_mask, first_frame_video
+from fastvmt.backbones.conditioning import (
+    FirstFrameConditioned,
+    ImageConditioning,
+    first_frame_mask,
+    first_frame_video,
+)
 from fastvmt.backbones.families import WAN21_I2V, WanFamily
 from fastvmt.backbones.wan import WanBackbone
 
@@ -30,12 +33,9 @@ __all__ = ["WanI2VBackbone"]
 log = logging.getLogger(__name__)
 
 
-class WanI2VBackbone(WanBackbone):
+class WanI2VBackbone(FirstFrameConditioned, WanBackbone):
     """Wan2.1 image-to-video on diffsynth's networks: :class:`WanBackbone`'s arguments plus ``image_encoder``
-    (diffsynth's ``WanImageEncoder``). Runs are conditioned on a first frame: :meth:`conditioned_on`."""
-
-    #: A run needs a first frame (the pipeline's ``image``, or the reference's first frame).
-    takes_image = True
+    (diffsynth's ``WanImageEncoder``). Every DiT pass needs a first frame: :meth:`conditioned_on`."""
 
     def __init__(self, dit: nn.Module, vae: nn.Module, text_encoder: nn.Module, tokenizer: Any,
                  image_encoder: nn.Module, **options: Any):
@@ -90,17 +90,6 @@ class WanI2VBackbone(WanBackbone):
         mask = first_frame_mask(num_frames, *geometry.latent_shape[3:]).to(device=self.device, dtype=self.dtype)
         first_frame = torch.cat([mask[None], latent], dim=1)
         return ImageConditioning(clip=clip.to(self.dtype), first_frame=first_frame)
-
-    @contextlib.contextmanager
-    def conditioned_on(self, conditioning: ImageConditioning) -> Iterator[None]:
-        """Every velocity and feature capture inside reads ``conditioning``."""
-        if not isinstance(conditioning, ImageConditioning):
-            raise TypeError(f"conditioning must be an ImageConditioning (encode_image), got {type(conditioning)}")
-        previous, self.image_conditioning = self.image_conditioning, conditioning
-        try:
-            yield
-        finally:
-            self.image_conditioning = previous
 
     def _require_conditioning(self) -> None:
         if self.image_conditioning is None:
