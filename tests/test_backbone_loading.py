@@ -289,7 +289,7 @@ def test_dit_whose_image_embedding_contradicts_its_config_or_family_is_rejected(
     with pytest.raises(ValueError, match="neither Wan2.1 text-to-video nor image-to-video"):
         infer_dit_config(shapes, TINY_DIT.stored())  # says t2v, has an image embedding
     with pytest.raises(ValueError, match="neither"):
-        infer_dit_config(meta_shapes(lambda: build_dit(TINY_DIT)), {**TINY_DIT.stored(), "model_type": "ti2v"})
+        infer_dit_config(meta_shapes(lambda: build_dit(TINY_DIT)), {**TINY_DIT.stored(), "model_type": "flf2v"})
 
 
 def test_released_text_encoder_and_vae_sizes_are_inferred():
