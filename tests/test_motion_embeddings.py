@@ -206,7 +206,8 @@ def test_corrupt_or_hostile_motion_files_are_refused(motion_path, tmp_path):
               {"fastvmt_motion": header})
     save_file({"angles": torch.zeros(1, 36, 8)}, str(tmp_path / "wrong shape"), {"fastvmt_motion": header})
     save_file({"angles": torch.zeros(1, 36, 16)}, str(tmp_path / "no header"))
-    for name in [*cases, "extra", "wrong shape", "no header"]:
+    save_file({"angles": torch.zeros(1, 36, 16)}, str(tmp_path / "deep header"), {"fastvmt_motion": "[" * 100_000})
+    for name in [*cases, "extra", "wrong shape", "no header", "deep header"]:
         with pytest.raises(MotionFileError, match="not a usable fastvmt motion file"):
             load_motion(tmp_path / name)
     with pytest.raises(MotionFileError, match="does not exist"):

@@ -27,6 +27,7 @@ from torch import Tensor
 from fastvmt.backbones.architecture import RELEASED_DITS
 from fastvmt.generation.sampling import MAX_STEPS
 from fastvmt.interfaces import Backbone, TokenGrid
+from fastvmt.json_input import parse_json
 from fastvmt.outputs import write_atomically
 from fastvmt.strategies.spec import Strategy
 
@@ -211,9 +212,13 @@ def load_motion(path: str | Path) -> MotionEmbeddings:
             keys = list(file.keys())
             if keys != ["angles"]:
                 raise _fail(path, f"it holds tensors {keys[:5]}, a motion file holds 'angles' only")
-            header = _check_header(path, json.loads(metadata.get(_METADATA_KEY, "null")))
+            try:
+                header = parse_json(metadata.get(_METADATA_KEY, "null"), "its header")
+            except ValueError as exc:  # not JSON, or nested too deeply
+                raise _fail(path, str(exc)) from None
+            header = _check_header(path, header)
             angles = file.get_tensor("angles")
-    except (SafetensorError, json.JSONDecodeError, OSError, UnicodeDecodeError) as exc:
+    except (SafetensorError, OSError) as exc:
         raise _fail(path, str(exc)) from None
     grid, head_dim = header["video"]["grid"], header["backbone"]["head_dim"]
     expected = (len(header["guided_steps"]), grid[0] * grid[1] * grid[2], head_dim // 2)
