@@ -7,6 +7,7 @@ import torch
 from fastvmt.generation.pipeline import MotionTransferPipeline
 from fastvmt.strategies.components import resolve_strategy
 from tests.support.tiny_wan import tiny_wan_dir  # noqa: F401  (fixture)
+from tests.support.tiny_wan_i2v import tiny_i2v_dir  # noqa: F401  (fixture)
 
 STEPS = 3  # the first 20% of 3 = 1 guided step
 #: An early block of the tiny DiT's 16 keeps the guidance forwards short.
@@ -243,3 +244,19 @@ def test_a_motion_replay_uses_the_step_cache_as_the_saving_run_did(tiny_wan_dir,
     unguided = 6 - 1 - max(saving.motion.guided_steps)
     assert replay.report.step_cache == saving.report.step_cache and saving.report.step_cache["steps"] == unguided
     torch.testing.assert_close(replay.latents, saving.latents, atol=1e-6, rtol=0)
+
+
+def test_an_image_to_video_motion_replays_with_its_first_frame(tiny_i2v_dir, reference):
+    from fastvmt.backbones.wan import WanBackbone
+    from fastvmt.strategies.spec import Strategy
+
+    backbone = WanBackbone.from_pretrained(tiny_i2v_dir, dtype=torch.float32, device="cpu")
+    image = np.random.default_rng(1).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    strategy = resolve_strategy("ditflow", {**TINY, "target": "rope", "learning_rate": (0.05, 0.05)})
+    saving = MotionTransferPipeline(backbone, strategy)(reference, "a tiny test", num_inference_steps=STEPS, seed=0,
+                                                        progress=False, image=image)
+    pipe = MotionTransferPipeline(backbone, Strategy.from_dict(saving.motion.strategy))
+    replay = pipe.transfer_motion(saving.motion, "a tiny test", seed=0, progress=False, image=image)
+    torch.testing.assert_close(replay.latents, saving.latents, atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="needs the first frame"):
+        pipe.transfer_motion(saving.motion, "a tiny test", progress=False)

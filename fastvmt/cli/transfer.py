@@ -50,9 +50,9 @@ def transfer(
     named = {key: value for key, value in (("reference", reference), ("prompt", prompt), ("image", image))
              if value is not None}
     if motion is not None:
-        if reference is not None or config is not None or save_motion is not None or image is not None:
+        if reference is not None or config is not None or save_motion is not None:
             raise ValueError("--motion samples saved motion embeddings without a reference: drop REFERENCE, "
-                             "--image, --config and --save-motion")
+                             "--config and --save-motion")
         _transfer_motion(motion, {**given, **named}, out, overwrite)
         return
     recorded = replay_options(config) if config is not None else {}
@@ -111,6 +111,7 @@ def _transfer_motion(path: Path, options: dict[str, Any], out: Path, overwrite: 
     from fastvmt.generation.motion_file import load_motion
     from fastvmt.generation.sampling import FlowMatchSchedule
     from fastvmt.io import check_output_path
+    from fastvmt.io.image import read_image
     from fastvmt.io.video import encode_video
     from fastvmt.outputs import (
         atomic_outputs,
@@ -140,14 +141,18 @@ def _transfer_motion(path: Path, options: dict[str, Any], out: Path, overwrite: 
     saved.check_schedule(FlowMatchSchedule.wan(settings.num_inference_steps, shift=strategy.shift,
                                                denoising_strength=strategy.denoising_strength,
                                                strength_semantics=strategy.strength_semantics).sigmas)
-    refuse_inputs([out, sidecar_path(out)], [("--motion file", path), *inputs])
+    image = options.get("image")
+    refuse_inputs([out, sidecar_path(out)], [("--motion file", path), ("image", image), *inputs])
     out = check_output_path(out, overwrite=overwrite)
     refuse_overwrite([sidecar_path(out)], overwrite)
+    first_frame = None if image is None else read_image(image, settings.height, settings.width).frame
     backbone = settings.load_backbone()
     pipeline = settings.pipeline(backbone, strategy)
     result = pipeline.transfer_motion(saved, options["prompt"], negative_prompt=settings.negative_prompt,
                                       num_inference_steps=settings.num_inference_steps, cfg_scale=settings.cfg_scale,
-                                      seed=settings.seed, progress=settings.progress)
+                                      seed=settings.seed, progress=settings.progress, image=first_frame)
+    if image is not None:
+        result.report.config["image"] = str(Path(image).resolve())
     result.report.config.update(motion_file=str(path.resolve()), model_dir=str(Path(settings.model_dir).resolve()),
                                 dtype=settings.dtype, device=settings.device, offload=settings.offload,
                                 environment=run_environment(result.latents.device))

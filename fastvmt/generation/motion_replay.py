@@ -6,7 +6,7 @@ computed: the cost of plain sampling."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from tqdm.auto import tqdm
@@ -43,6 +43,7 @@ def sample_with_motion(
     seed: int,
     callbacks: Sequence[Callback],
     progress: bool,
+    image: Any = None,
 ) -> TransferResult:
     """What :meth:`MotionTransferPipeline.transfer_motion` runs (its docstring says the options)."""
     from fastvmt.generation.pipeline import TransferResult
@@ -60,6 +61,10 @@ def sample_with_motion(
         raise MotionFileError(f"the motion file's schedule starts at sigma {schedule.sigmas[0]:.6g}; a motion file is "
                               "replayed from pure noise (sigma 1)")
     dit = attention_dit(backbone, "sampling with a motion file")
+    if getattr(backbone, "takes_image", False) and image is None:
+        raise ValueError(f"this image-to-video backbone ({type(backbone).__name__}) needs the first frame to sample "
+                         "with a motion file: pass image= (--image)")
+    first_frame, _ = pipeline._first_frame(image, None, geometry)  # None for a text-to-video backbone
     cfg = check_field("cfg_scale", motion.sampling.get("cfg_scale", 1.0) if cfg_scale is None else cfg_scale)
     negative_prompt = motion.sampling.get("negative_prompt", "") if negative_prompt is None else negative_prompt
     seed = check_seed(seed)
@@ -85,7 +90,8 @@ def sample_with_motion(
     last_guided = max(motion.guided_steps, default=-1)
     unguided = len(schedule) - 1 - last_guided
     cache = backbone.step_cache(strategy.step_cache, unguided) if strategy.step_cache is not None and unguided else None
-    with tqdm(total=len(schedule), disable=not progress, desc="fastvmt motion", unit="step") as bar:
+    with tqdm(total=len(schedule), disable=not progress, desc="fastvmt motion", unit="step") as bar, \
+            pipeline._conditioned_on(first_frame, geometry):
         for k in range(len(schedule)):
             timestep, passes = schedule.timestep(k), velocity_passes(cfg)
             with timer.phase("denoise"), torch.no_grad(), rope_offset(dit, angles.get(k)):

@@ -221,20 +221,25 @@ class MotionTransferPipeline:
         seed: int = 42,
         callbacks: Sequence[Callback] = (),
         progress: bool = True,
+        image: Any = None,
     ) -> TransferResult:
         """Sample ``prompt`` with saved motion embeddings (:func:`fastvmt.generation.motion_file.load_motion`) in
         effect at their guided steps: no reference, no guidance, no gradient. The schedule is this pipeline's
         strategy's at ``num_inference_steps`` (default: the file's); ``MotionFileError`` unless the file was made for
-        this backbone, video size and schedule. ``negative_prompt`` and ``cfg_scale`` default to the file's."""
+        this backbone, video size and schedule. ``negative_prompt`` and ``cfg_scale`` default to the file's. An
+        image-to-video backbone needs the first frame, ``image`` (as in :meth:`__call__`; there is no reference to
+        take it from)."""
         from fastvmt.generation.motion_replay import sample_with_motion
 
         return sample_with_motion(self, motion, prompt, negative_prompt=negative_prompt,
                                   num_inference_steps=num_inference_steps, cfg_scale=cfg_scale, seed=seed,
-                                  callbacks=callbacks, progress=progress)
+                                  callbacks=callbacks, progress=progress, image=image)
 
-    def _first_frame(self, image: Any, video: Tensor, geometry: VideoGeometry) -> tuple[Tensor | None, str | None]:
+    def _first_frame(self, image: Any, video: Tensor | None,
+                     geometry: VideoGeometry) -> tuple[Tensor | None, str | None]:
         """The first frame ``(3, H, W)`` in [-1, 1] an image-to-video backbone is conditioned on, and a note when it
-        is the reference's; ``(None, None)`` for a text-to-video backbone (``ValueError`` if given an image)."""
+        is the reference's (``video``; ``None`` without a reference, then ``image`` is needed); ``(None, None)`` for
+        a text-to-video backbone (``ValueError`` if given an image)."""
         from fastvmt.io.image import fit_image, read_image
 
         if not getattr(self.backbone, "takes_image", False):
