@@ -98,6 +98,8 @@ class CheckpointFiles:
     config: Path | None
     #: A family's further files by name (the image-to-video CLIP encoder), see :mod:`fastvmt.backbones.families`.
     extra: Mapping[str, Path] = field(default_factory=dict)
+    #: The DiT files by folder, for a family whose DiTs live in folders (Wan2.2 A14B's experts); else empty.
+    experts: Mapping[str, tuple[Path, ...]] = field(default_factory=dict)
 
 
 def _prefer_safetensors(path: Path) -> Path:
@@ -161,10 +163,12 @@ def locate_checkpoint(
     example: str = "Wan-AI/Wan2.1-T2V-1.3B",
     extra: Mapping[str, str] | None = None,
     vae: str = VAE_FILE,
+    dit_dirs: tuple[str, ...] = ("",),
 ) -> CheckpointFiles:
     """The checkpoint's files; one :class:`MissingCheckpointFilesError` listing everything that is missing, naming
     the ``family`` expected (``example``: a release of it). ``extra`` maps a family's further file names to what
-    they are; ``vae`` names the family's VAE file."""
+    they are; ``vae`` names the family's VAE file. ``dit_dirs``: the folders of the DiTs (Wan2.2 A14B's two experts,
+    each with its config.json); ``dit`` and ``config`` are the first's, ``experts`` has every one's files."""
     root = Path(model_dir).expanduser()
     if not root.is_dir():
         raise MissingCheckpointFilesError(
@@ -172,7 +176,12 @@ def locate_checkpoint(
             f"`huggingface-cli download {example} --local-dir {root}`"
         )
     missing: list[str] = []
-    dit = _dit_files(root, missing)
+    experts = {}
+    for folder in dit_dirs:  # a folder's missing DiT files are named with the folder
+        folder_missing: list[str] = []
+        experts[folder] = _dit_files(root / folder, folder_missing)
+        missing.extend(f"{folder}/{item}" if folder else item for item in folder_missing)
+    dit = experts[dit_dirs[0]]
     text_encoder = _prefer_safetensors(root / TEXT_ENCODER_FILE)
     if not text_encoder.is_file():
         missing.append(f"{TEXT_ENCODER_FILE} (the umT5 text encoder)")
@@ -191,8 +200,9 @@ def locate_checkpoint(
             f"It must hold a {family} checkpoint as distributed (e.g. {example})."
         )
     _refuse_custom_code(tokenizer)
-    config = root / CONFIG_FILE
-    return CheckpointFiles(root, dit, text_encoder, vae, tokenizer, config if config.is_file() else None, extras)
+    config = root / dit_dirs[0] / CONFIG_FILE
+    return CheckpointFiles(root, dit, text_encoder, vae, tokenizer, config if config.is_file() else None, extras,
+                           experts if dit_dirs != ("",) else {})
 
 
 def read_config(path: Path | None) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 A directory's family is read from its ``config.json`` (``model_type``: ``t2v``, ``i2v`` or ``ti2v``, as Wan ships
 it) or, without one, from its files: ``img_emb.*`` tensors in the DiT (image-to-video, headers only) or Wan2.2's
-VAE file (TI2V-5B). The ``wan``
+VAE file (TI2V-5B); a ``high_noise_model/`` folder holds the experts of Wan2.2 T2V-A14B. The ``wan``
 backbone loads every family; the files each needs are checked before any weight is read, in one error that names
 the family. ``fastvmt backbones`` lists them.
 """
@@ -16,7 +16,7 @@ from typing import Any
 
 from fastvmt.backbones import checkpoint
 
-__all__ = ["FAMILIES", "WAN21_I2V", "WAN21_T2V", "WAN22_TI2V", "WanFamily", "detect_family"]
+__all__ = ["FAMILIES", "WAN21_I2V", "WAN21_T2V", "WAN22_T2V_A14B", "WAN22_TI2V", "WanFamily", "detect_family"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,8 @@ class WanFamily:
     vae_file: str = checkpoint.VAE_FILE
     #: Whether the DiT embeds a CLIP image (``img_emb``) and takes first-frame channels (Wan2.1 image-to-video).
     dit_image_input: bool = False
+    #: The folders of the DiT files ("": the directory itself; Wan2.2 A14B: one per expert, high noise first).
+    dit_dirs: tuple[str, ...] = ("",)
 
     def backbone(self) -> Any:
         module, name = self.backbone_class.split(":")
@@ -43,13 +45,16 @@ class WanFamily:
 
     def files(self) -> list[str]:
         """Every file and folder a directory of this family needs, as released."""
-        return [f"{checkpoint.DIT_SINGLE} (or shards + {checkpoint.DIT_INDEX})", checkpoint.TEXT_ENCODER_FILE,
-                self.vae_file, f"{checkpoint.TOKENIZER_DIR}/", *(name for name, _ in self.extra_files)]
+        dits = [f"{folder}/" if folder else "" for folder in self.dit_dirs]
+        return [*(f"{folder}{checkpoint.DIT_SINGLE} (or shards + index)" for folder in dits),
+                checkpoint.TEXT_ENCODER_FILE, self.vae_file, f"{checkpoint.TOKENIZER_DIR}/",
+                *(name for name, _ in self.extra_files)]
 
     def locate(self, model_dir: str | Path) -> checkpoint.CheckpointFiles:
         """The directory's files; one ``MissingCheckpointFilesError`` naming this family and all that is missing."""
         return checkpoint.locate_checkpoint(
-            model_dir, family=self.title, example=self.releases[0], extra=dict(self.extra_files), vae=self.vae_file
+            model_dir, family=self.title, example=self.releases[0], extra=dict(self.extra_files), vae=self.vae_file,
+            dit_dirs=self.dit_dirs,
         )
 
 
@@ -79,8 +84,17 @@ WAN22_TI2V = WanFamily(
     takes_image=True,
     vae_file=checkpoint.WAN22_VAE_FILE,
 )
+WAN22_T2V_A14B = WanFamily(
+    name="wan2.2-t2v-a14b",
+    title="Wan2.2 T2V-A14B (two experts)",
+    releases=("Wan-AI/Wan2.2-T2V-A14B",),
+    extra_files=(),
+    backbone_class="fastvmt.backbones.wan_a14b:WanA14BBackbone",
+    takes_image=False,
+    dit_dirs=("high_noise_model", "low_noise_model"),
+)
 #: The families by name, in the order ``fastvmt backbones`` lists them.
-FAMILIES = {family.name: family for family in (WAN21_T2V, WAN21_I2V, WAN22_TI2V)}
+FAMILIES = {family.name: family for family in (WAN21_T2V, WAN21_I2V, WAN22_TI2V, WAN22_T2V_A14B)}
 _BY_MODEL_TYPE = {"t2v": WAN21_T2V, "i2v": WAN21_I2V, "ti2v": WAN22_TI2V}
 
 
@@ -102,6 +116,8 @@ def detect_family(model_dir: str | Path) -> WanFamily:
     """The family of the checkpoint in ``model_dir`` (module docstring); ``ValueError`` for a ``model_type``
     fastvmt does not load. A directory that is missing or empty counts as text-to-video (its error says so)."""
     root = Path(model_dir).expanduser()
+    if (root / WAN22_T2V_A14B.dit_dirs[0]).is_dir():
+        return WAN22_T2V_A14B
     config = root / checkpoint.CONFIG_FILE
     model_type = checkpoint.read_config(config).get("model_type") if config.is_file() else None
     if model_type is None:

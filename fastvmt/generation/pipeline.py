@@ -194,8 +194,13 @@ class MotionTransferPipeline:
             report.notes.append(first_frame_note)
         run = _Run(video, prompt, negative_prompt, geometry, schedule, cfg, seed, latents)
         with use_backend(self.backend) if self.backend else contextlib.nullcontext():
+            before = _expert_calls(self.backbone)
             with self._conditioned_on(first_frame, geometry):
                 frames, final_latents, control = self._sample(run, callbacks, progress, report)
+            if before is not None:
+                after = _expert_calls(self.backbone)
+                report.experts = {kind: {name: count - before[kind].get(name, 0) for name, count in calls.items()}
+                                  for kind, calls in after.items()}
         motion = None
         if control.rope:
             motion = MotionEmbeddings(
@@ -391,6 +396,13 @@ def _step_cache(backbone: Backbone, threshold: float | None, unguided_steps: int
     if threshold is None or unguided_steps == 0:
         return None
     return backbone.step_cache(threshold, unguided_steps)
+
+
+def _expert_calls(backbone: Backbone) -> dict[str, dict[str, int]] | None:
+    """The calls each expert of a mixture-of-experts backbone (Wan2.2 A14B) has served, by kind of call; None for a
+    backbone of one DiT."""
+    calls = getattr(backbone, "expert_calls", None)
+    return None if calls is None else {kind: dict(counts) for kind, counts in calls.items()}
 
 
 def _reference_noise(mode: str, noise: Tensor, generator: torch.Generator) -> Tensor | None:

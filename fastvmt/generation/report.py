@@ -97,6 +97,9 @@ class RunReport:
     step_cache: dict[str, Any] | None = None
     #: What the run decided on its own that its user should know (e.g. which first frame conditioned it).
     notes: list[str] = field(default_factory=list)
+    #: The DiT calls each expert served, by kind (``velocity``, ``features``): Wan2.2 A14B's high- and low-noise
+    #: experts; None for a backbone of one DiT.
+    experts: dict[str, dict[str, int]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

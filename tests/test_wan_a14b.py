@@ -1,0 +1,96 @@
+"""Wan2.2 T2V-A14B: two experts loaded from the released layout, the switch at the boundary timestep for the
+velocity and the guidance features alike, the switch counted in the run's report, and guided runs end to end."""
+
+import inspect
+import json
+import shutil
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from fastvmt.backbones import checkpoint
+from fastvmt.backbones.families import WAN22_T2V_A14B, detect_family
+from fastvmt.backbones.forward import capture_qk, dit_forward
+from fastvmt.backbones.wan import WanBackbone
+from fastvmt.backbones.wan_a14b import A14B_BOUNDARY, WanA14BBackbone
+from fastvmt.cli import app
+from fastvmt.generation.pipeline import MotionTransferPipeline
+from fastvmt.io import write_video
+from fastvmt.strategies.presets import CAPTURED_BLOCK
+from fastvmt.synthetic import moving_scene
+from tests.support.tiny_wan import tiny_wan_dir  # noqa: F401  (fixture)
+from tests.support.tiny_wan_a14b import tiny_a14b_dir  # noqa: F401  (fixture)
+
+FRAMES, HEIGHT, WIDTH = 9, 48, 64
+
+
+@pytest.fixture(scope="module")
+def backbone(tiny_a14b_dir):
+    return WanBackbone.from_pretrained(tiny_a14b_dir, dtype=torch.float32, device="cpu")
+
+
+def test_released_layout_loads_both_experts_and_names_missing_ones(tiny_a14b_dir, backbone, tmp_path):
+    assert isinstance(backbone, WanA14BBackbone) and detect_family(tiny_a14b_dir) is WAN22_T2V_A14B
+    high, low = backbone.high_noise_dit.state_dict(), backbone.low_noise_dit.state_dict()
+    assert high.keys() == low.keys() and not torch.equal(high["blocks.0.ffn.0.weight"], low["blocks.0.ffn.0.weight"])
+    broken = shutil.copytree(tiny_a14b_dir, tmp_path / "broken")
+    for path in checkpoint.dit_files(broken / "low_noise_model"):
+        path.unlink()
+    (broken / checkpoint.VAE_FILE).unlink()
+    with pytest.raises(checkpoint.MissingCheckpointFilesError) as error:
+        WanBackbone.from_pretrained(broken, dtype=torch.float32, device="cpu")
+    message = str(error.value)
+    assert "low_noise_model/diffusion_pytorch_model" in message and checkpoint.VAE_FILE in message
+    assert "high_noise_model" not in message and "Wan2.2 T2V-A14B" in message
+
+
+def test_boundary_is_diffsynths():
+    from diffsynth.pipelines.wan_video import WanVideoPipeline
+
+    default = inspect.signature(WanVideoPipeline.__call__).parameters["switch_DiT_boundary"].default
+    assert A14B_BOUNDARY == default
+
+
+def test_each_call_is_served_by_the_expert_of_its_timestep(backbone):
+    latents = torch.randn(1, 16, 3, 6, 8, generator=torch.Generator().manual_seed(0))
+    context = backbone.encode_prompt("a cat")
+    before = {kind: dict(calls) for kind, calls in backbone.expert_calls.items()}
+    for timestep, expert in ((900.0, backbone.high_noise_dit), (875.0, backbone.high_noise_dit),
+                             (874.0, backbone.low_noise_dit), (300.0, backbone.low_noise_dit)):
+        t = torch.tensor([timestep])
+        expected = dit_forward(expert, latents, t, context)
+        torch.testing.assert_close(backbone.velocity(latents, timestep, context), expected)
+        q, _ = capture_qk(expert, latents, t, context, CAPTURED_BLOCK)
+        features = backbone.features(latents, timestep, context, block=CAPTURED_BLOCK)
+        torch.testing.assert_close(features.q.reshape(q.shape), q)
+    for kind in ("velocity", "features"):
+        for expert in ("high_noise", "low_noise"):
+            assert backbone.expert_calls[kind][expert] - before[kind].get(expert, 0) == 2
+    assert backbone.dit is backbone.high_noise_dit
+
+
+def test_the_report_counts_the_denoising_steps_each_expert_served(backbone):
+    frames, _ = moving_scene(FRAMES, HEIGHT, WIDTH, seed=3, pan=(0.0, 2.0), object_velocity=(0.5, 1.0))
+    timesteps = []
+    result = MotionTransferPipeline(backbone, "no_transfer")(
+        frames, "a ball", num_inference_steps=6, seed=1, cfg_scale=1.0, progress=False,
+        callbacks=[lambda state: timesteps.append(state.timestep)],
+    )
+    above = sum(timestep >= A14B_BOUNDARY * 1000 for timestep in timesteps)
+    assert 0 < above < len(timesteps)  # the run crosses the boundary
+    assert result.report.experts["velocity"] == {"high_noise": above, "low_noise": len(timesteps) - above}
+
+
+@pytest.mark.parametrize("strategy", ["fastvmt", "ditflow"])
+def test_guided_transfer_from_the_command_line(tmp_path, tiny_a14b_dir, strategy):
+    frames, _ = moving_scene(FRAMES, HEIGHT, WIDTH, seed=3, pan=(0.0, 2.0), object_velocity=(0.5, 1.0))
+    reference = write_video(tmp_path / "scene.mp4", frames, fps=16)
+    result = CliRunner().invoke(app, [str(a) for a in (
+        "transfer", reference, "--prompt", "a ball", "--model-dir", tiny_a14b_dir, "--strategy", strategy,
+        "--out", tmp_path / "out.mp4", "--frames", FRAMES, "--height", HEIGHT, "--width", WIDTH, "--steps", 4,
+        "--dtype", "float32", "--no-progress", "--cfg", 1, "--set", "inner_iterations=2")])
+    assert result.exit_code == 0, result.output
+    sidecar = json.loads((tmp_path / "out.json").read_text())
+    assert sidecar["counts"]["guided_steps"] > 0
+    assert sidecar["experts"]["features"]["high_noise"] > 0 and sidecar["experts"]["velocity"]["low_noise"] > 0
