@@ -82,12 +82,12 @@ def test_conditioning_is_what_diffsynth_builds_and_runs(backbone):
     )
 
     image = Image.fromarray(picture(1))
-    tensor = frames_to_tensor(np.asarray(image)[None])[0]
+    tensor = frames_to_tensor(np.array(image)[None])[0]
     conditioning = backbone.encode_image(tensor, FRAMES)
     pipe = SimpleNamespace(
         vae=backbone.vae, image_encoder=backbone.image_encoder, dit=backbone.dit, device="cpu",
         torch_dtype=torch.float32, load_models_to_device=lambda names: None,
-        preprocess_image=lambda im: frames_to_tensor(np.asarray(im)[None]),
+        preprocess_image=lambda im: frames_to_tensor(np.array(im)[None]),
     )
     y = WanVideoUnit_ImageEmbedderVAE().process(pipe, image, None, FRAMES, HEIGHT, WIDTH, False, None, None)["y"]
     clip = WanVideoUnit_ImageEmbedderCLIP().process(pipe, image, None, HEIGHT, WIDTH)["clip_feature"]
