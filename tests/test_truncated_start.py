@@ -9,7 +9,8 @@ from fastvmt.generation.sampling import FlowMatchSchedule
 from fastvmt.strategies.components import resolve_strategy
 from fastvmt.strategies.schedulers import guided_step_count
 
-SMALL_FASTVMT = {"extractor.tile": (2, 2), "extractor.window": 3}
+#: Windows for the 64 x 64 test video; no step cache (the weight-free backbone has none; tests/test_step_cache.py).
+SMALL_FASTVMT = {"extractor.tile": (2, 2), "extractor.window": 3, "step_cache": None}
 
 
 def run(preset: str, steps: int = 20):
