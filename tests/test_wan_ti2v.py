@@ -127,3 +127,13 @@ def test_backbones_lists_every_family_with_its_files():
         line = next(line for line in listing.splitlines() if line.startswith(family.name + " "))
         assert all(name in line for name in (*family.releases, family.vae_file, *dict(family.extra_files)))
     assert checkpoint.WAN22_VAE_FILE not in next(line for line in listing.splitlines() if line.startswith("wan2.1-t2v"))
+
+
+def test_the_default_tile_on_the_released_ti2v_size_names_tiles_that_fit():
+    from fastvmt.geometry import video_geometry
+    from fastvmt.strategies.extractors import WindowedAMFExtractor
+
+    grid = video_geometry(81, 704, 1280, latent_channels=48, spatial_factor=16).grid  # Wan's size: 22 x 40 tokens
+    with pytest.raises(ValueError, match=r"heights that fit: 1, 2, 11, 22;.*nearest tile is 2x4 .*tile=\[2,4\]"):
+        WindowedAMFExtractor().check(grid)
+    WindowedAMFExtractor(tile=(2, 4)).check(grid)

@@ -37,6 +37,11 @@ _DEFAULTS = FASTVMT.extractor.options
 _GAMMA = FLOWMOTION.extractor.options["gamma"]
 
 
+def _divisors(size: int) -> list[int]:
+    """The tile sizes that divide a token grid side of ``size``."""
+    return [d for d in range(1, size + 1) if size % d == 0]
+
+
 def _check_common(heads: str, sf: int, tau: float, pairs: str) -> None:
     if heads not in HEAD_MODES:
         raise ValueError(f"heads must be one of {', '.join(HEAD_MODES)}, got {heads!r}")
@@ -84,9 +89,13 @@ class WindowedAMFExtractor(MotionExtractor):
     def check(self, grid: TokenGrid) -> None:
         th, tw = self.tile
         if grid.height % th or grid.width % tw:
+            rows, cols = _divisors(grid.height), _divisors(grid.width)
+            nearest = (min(rows, key=lambda d: (abs(d - th), -d)), min(cols, key=lambda d: (abs(d - tw), -d)))
             raise ValueError(
-                f"tile {th}x{tw} does not divide the {grid.height}x{grid.width} token grid; override the extractor's "
-                f"'tile' (e.g. extractor.tile) with sizes dividing it, or change the video size"
+                f"tile {th}x{tw} does not divide the {grid.height}x{grid.width} token grid (a token is 16x16 pixels, "
+                f"32x32 on Wan2.2 TI2V-5B); tile heights that fit: {', '.join(map(str, rows))}; widths: "
+                f"{', '.join(map(str, cols))}; the nearest tile is {nearest[0]}x{nearest[1]} "
+                f"(--set extractor.tile=[{nearest[0]},{nearest[1]}]), or change the video size"
             )
 
     def extract(self, features: AttentionFeatures, state=None, *, reference: bool = False) -> MotionField:
