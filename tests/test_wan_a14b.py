@@ -10,17 +10,18 @@ import torch
 from typer.testing import CliRunner
 
 from fastvmt.backbones import checkpoint
+from fastvmt.backbones.architecture import RELEASED_DITS
 from fastvmt.backbones.families import WAN22_T2V_A14B, detect_family
 from fastvmt.backbones.forward import capture_qk, dit_forward
 from fastvmt.backbones.wan import WanBackbone
-from fastvmt.backbones.wan_a14b import A14B_BOUNDARY, WanA14BBackbone
+from fastvmt.backbones.wan_a14b import A14B_BOUNDARY, I2V_A14B_BOUNDARY, WanA14BBackbone, WanI2VA14BBackbone
 from fastvmt.cli import app
 from fastvmt.generation.pipeline import MotionTransferPipeline
 from fastvmt.io import write_video
 from fastvmt.strategies.presets import CAPTURED_BLOCK
 from fastvmt.synthetic import moving_scene
 from tests.support.tiny_wan import tiny_wan_dir  # noqa: F401  (fixture)
-from tests.support.tiny_wan_a14b import tiny_a14b_dir  # noqa: F401  (fixture)
+from tests.support.tiny_wan_a14b import tiny_a14b_dir, tiny_i2v_a14b_dir  # noqa: F401  (fixtures)
 
 FRAMES, HEIGHT, WIDTH = 9, 48, 64
 
@@ -94,3 +95,54 @@ def test_guided_transfer_from_the_command_line(tmp_path, tiny_a14b_dir, strategy
     sidecar = json.loads((tmp_path / "out.json").read_text())
     assert sidecar["counts"]["guided_steps"] > 0
     assert sidecar["experts"]["features"]["high_noise"] > 0 and sidecar["experts"]["velocity"]["low_noise"] > 0
+
+
+def test_i2v_a14b_experts_read_the_first_frame_as_diffsynth_does_and_switch_at_0_9(tiny_i2v_a14b_dir, tmp_path):
+    """I2V-A14B: the released experts' names and shapes (diffsynth's fingerprint of Wan2.2-I2V-A14B), the first-frame
+    channels without CLIP features as diffsynth's model_fn_wan_video reads them, the switch at 0.9, a guided run."""
+    import dataclasses
+
+    import numpy as np
+    from diffsynth.configs import MODEL_CONFIGS
+    from diffsynth.core.loader.file import hash_state_dict_keys
+    from diffsynth.pipelines.wan_video import model_fn_wan_video
+    from PIL import Image
+
+    from fastvmt.backbones.architecture import FIRST_FRAME_MASK_CHANNELS, infer_dit_config
+    from fastvmt.backbones.families import WAN22_I2V_A14B
+    from fastvmt.backbones.modules import build_dit
+    from fastvmt.io.frames import frames_to_tensor
+
+    released = dataclasses.replace(RELEASED_DITS["14B"], in_dim=2 * 16 + FIRST_FRAME_MASK_CHANNELS)
+    with torch.device("meta"):
+        state = build_dit(released).state_dict()
+    assert hash_state_dict_keys(state) in {c["model_hash"] for c in MODEL_CONFIGS if c["model_name"] == "wan_video_dit"}
+    assert infer_dit_config({n: tuple(t.shape) for n, t in state.items()}) == released  # no config.json needed
+
+    assert detect_family(tiny_i2v_a14b_dir) is WAN22_I2V_A14B
+    backbone = WanBackbone.from_pretrained(tiny_i2v_a14b_dir, dtype=torch.float32, device="cpu")
+    assert isinstance(backbone, WanI2VA14BBackbone) and backbone.boundary == I2V_A14B_BOUNDARY
+    picture = np.random.default_rng(0).integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8)
+    conditioning = backbone.encode_image(frames_to_tensor(picture[None])[0], FRAMES)
+    assert conditioning.clip is None
+    latents = torch.randn(1, 16, 3, 6, 8, generator=torch.Generator().manual_seed(0))
+    context = backbone.encode_prompt("a cat")
+    with pytest.raises(RuntimeError, match="conditioned_on"):
+        backbone.velocity(latents, 950.0, context)
+    with backbone.conditioned_on(conditioning):
+        for timestep, expert in ((900.0, backbone.high_noise_dit), (899.0, backbone.low_noise_dit)):
+            expected = model_fn_wan_video(expert, latents=latents, timestep=torch.tensor([timestep]), context=context,
+                                          y=conditioning.first_frame)
+            torch.testing.assert_close(backbone.velocity(latents, timestep, context), expected)
+
+    frames, _ = moving_scene(FRAMES, HEIGHT, WIDTH, seed=3, pan=(0.0, 2.0), object_velocity=(0.5, 1.0))
+    reference = write_video(tmp_path / "scene.mp4", frames, fps=16)
+    subject = tmp_path / "subject.png"
+    Image.fromarray(picture).save(subject)
+    result = CliRunner().invoke(app, [str(a) for a in (
+        "transfer", reference, "--image", subject, "--prompt", "a ball", "--model-dir", tiny_i2v_a14b_dir,
+        "--out", tmp_path / "out.mp4", "--frames", FRAMES, "--height", HEIGHT, "--width", WIDTH, "--steps", 4,
+        "--dtype", "float32", "--no-progress", "--cfg", 1, "--set", "inner_iterations=2")])
+    assert result.exit_code == 0, result.output
+    sidecar = json.loads((tmp_path / "out.json").read_text())
+    assert sidecar["counts"]["guided_steps"] > 0 and sum(sidecar["experts"]["velocity"].values()) == 4

@@ -240,16 +240,19 @@ def infer_dit_config(shapes: Shapes, stored: Mapping[str, Any] | None = None) ->
     (:func:`check_stored_config`, then against the tensors)."""
     stored = check_stored_config(stored or {})
     has_image_input = any(name.startswith("img_emb.") for name in shapes)
-    model_type = stored.get("model_type", "i2v" if has_image_input else "t2v")
-    if "img_emb.emb_pos" in shapes or model_type not in _MODEL_TYPES or has_image_input != (model_type == "i2v"):
-        raise ValueError(
-            f"this Wan DiT (model_type {model_type!r}, image embedding: {has_image_input}) is neither Wan2.1 "
-            "text-to-video nor image-to-video nor Wan2.2 TI2V; fastvmt loads Wan2.1-T2V-1.3B/14B, "
-            "Wan2.1-I2V-14B-480P/720P and Wan2.2-TI2V-5B (`fastvmt backbones` lists the families)"
-        )
     dim, in_dim, *patch = _shape(shapes, "patch_embedding.weight", "DiT")
     patch_size = (patch[0], patch[1], patch[2])
     head_out = _shape(shapes, "head.head.weight", "DiT")[0]
+    out_dim = head_out // (patch_size[0] * patch_size[1] * patch_size[2])
+    # Image-to-video: first-frame channels, with CLIP features (Wan2.1) or without (Wan2.2 I2V-A14B's experts).
+    first_frame_input = in_dim == 2 * out_dim + FIRST_FRAME_MASK_CHANNELS
+    model_type = stored.get("model_type", "i2v" if has_image_input or first_frame_input else "t2v")
+    if "img_emb.emb_pos" in shapes or model_type not in _MODEL_TYPES or (has_image_input and model_type != "i2v"):
+        raise ValueError(
+            f"this Wan DiT (model_type {model_type!r}, image embedding: {has_image_input}) is neither Wan2.1 "
+            "text-to-video nor image-to-video nor Wan2.2 TI2V; fastvmt loads Wan2.1-T2V-1.3B/14B, "
+            "Wan2.1-I2V-14B-480P/720P, Wan2.2-TI2V-5B and Wan2.2-T2V/I2V-A14B (`fastvmt backbones` lists them)"
+        )
     num_layers = _count_blocks(shapes)
     if "num_heads" in stored:
         num_heads = stored["num_heads"]
@@ -266,7 +269,7 @@ def infer_dit_config(shapes: Shapes, stored: Mapping[str, Any] | None = None) ->
         num_heads=num_heads,
         num_layers=num_layers,
         in_dim=in_dim,
-        out_dim=head_out // (patch_size[0] * patch_size[1] * patch_size[2]),
+        out_dim=out_dim,
         text_dim=_shape(shapes, "text_embedding.0.weight", "DiT")[1],
         freq_dim=_shape(shapes, "time_embedding.0.weight", "DiT")[1],
         patch_size=patch_size,
@@ -274,10 +277,11 @@ def infer_dit_config(shapes: Shapes, stored: Mapping[str, Any] | None = None) ->
         text_len=stored.get("text_len", WAN_TEXT_LEN),
         has_image_input=has_image_input,
     )
-    if has_image_input and config.image_channels != config.out_dim + FIRST_FRAME_MASK_CHANNELS:
+    if (model_type == "i2v") != first_frame_input or (model_type != "i2v" and in_dim != out_dim):
         raise ValueError(
-            f"an image-to-video DiT takes the latent, the first frame's latent and a {FIRST_FRAME_MASK_CHANNELS}-"
-            f"channel mask ({2 * config.out_dim + FIRST_FRAME_MASK_CHANNELS} channels), but this one takes {in_dim}"
+            f"a {model_type} DiT taking {in_dim} channels to {out_dim}: a text-to-video DiT takes as many as it gives, "
+            f"an image-to-video one also the first frame's latent and a {FIRST_FRAME_MASK_CHANNELS}-channel mask "
+            f"({2 * out_dim + FIRST_FRAME_MASK_CHANNELS})"
         )
     for key in ("dim", "ffn_dim", "num_layers", "in_dim", "out_dim", "freq_dim", "text_dim"):
         if key in stored and stored[key] != getattr(config, key):

@@ -43,22 +43,25 @@ __all__ = [
 class ImageConditioning:
     """What the DiT reads of the first frame: CLIP features and the masked first-frame latent (module docstring)."""
 
-    clip: Float[Tensor, "1 257 1280"]
     first_frame: Float[Tensor, "1 c4 f h8 w8"]
+    #: None for a DiT without CLIP image input (Wan2.2 I2V-A14B's experts).
+    clip: Float[Tensor, "1 257 1280"] | None = None
 
     def attach(
         self, dit: nn.Module, latents: Float[Tensor, "1 c f h8 w8"], context: Float[Tensor, "b l d"]
     ) -> tuple[Float[Tensor, "1 c2 f h8 w8"], Float[Tensor, "b l2 d"]]:
         """The DiT input with the first-frame channels, and the embedded text ``context`` (already through
-        ``dit.text_embedding``) with the embedded CLIP tokens before it (one copy per context of the batch)."""
+        ``dit.text_embedding``) with the embedded CLIP tokens, if any, before it (one copy per context of the batch)."""
         if self.first_frame.shape[2:] != latents.shape[2:]:
             raise ValueError(
                 f"the image conditioning was made for a {tuple(self.first_frame.shape[2:])} latent, not "
                 f"{tuple(latents.shape[2:])}: encode the image for this video's size and frame count"
             )
-        first_frame = self.first_frame.to(device=latents.device, dtype=latents.dtype)
+        first_frame = torch.cat([latents, self.first_frame.to(device=latents.device, dtype=latents.dtype)], dim=1)
+        if self.clip is None:
+            return first_frame, context
         clip = dit.img_emb(self.clip.to(device=context.device, dtype=context.dtype))
-        return torch.cat([latents, first_frame], dim=1), torch.cat([clip.expand(len(context), -1, -1), context], dim=1)
+        return first_frame, torch.cat([clip.expand(len(context), -1, -1), context], dim=1)
 
     def timesteps(self, timestep: Float[Tensor, "1"], latents: Tensor, patch_size: Sequence[int]) -> Tensor:
         """Every token's timestep: the one of the step."""

@@ -2,7 +2,8 @@
 
 A directory's family is read from its ``config.json`` (``model_type``: ``t2v``, ``i2v`` or ``ti2v``, as Wan ships
 it) or, without one, from its files: ``img_emb.*`` tensors in the DiT (image-to-video, headers only) or Wan2.2's
-VAE file (TI2V-5B); a ``high_noise_model/`` folder holds the experts of Wan2.2 T2V-A14B. The ``wan``
+VAE file (TI2V-5B); a ``high_noise_model/`` folder holds the experts of Wan2.2 A14B (T2V or I2V, told apart the
+same way from that folder). The ``wan``
 backbone loads every family; the files each needs are checked before any weight is read, in one error that names
 the family. ``fastvmt backbones`` lists them.
 """
@@ -16,7 +17,16 @@ from typing import Any
 
 from fastvmt.backbones import checkpoint
 
-__all__ = ["FAMILIES", "WAN21_I2V", "WAN21_T2V", "WAN22_T2V_A14B", "WAN22_TI2V", "WanFamily", "detect_family"]
+__all__ = [
+    "FAMILIES",
+    "WAN21_I2V",
+    "WAN21_T2V",
+    "WAN22_I2V_A14B",
+    "WAN22_T2V_A14B",
+    "WAN22_TI2V",
+    "WanFamily",
+    "detect_family",
+]
 
 
 @dataclass(frozen=True)
@@ -93,8 +103,17 @@ WAN22_T2V_A14B = WanFamily(
     takes_image=False,
     dit_dirs=("high_noise_model", "low_noise_model"),
 )
+WAN22_I2V_A14B = WanFamily(
+    name="wan2.2-i2v-a14b",
+    title="Wan2.2 I2V-A14B (two experts, image-to-video)",
+    releases=("Wan-AI/Wan2.2-I2V-A14B",),
+    extra_files=(),
+    backbone_class="fastvmt.backbones.wan_a14b:WanI2VA14BBackbone",
+    takes_image=True,
+    dit_dirs=WAN22_T2V_A14B.dit_dirs,
+)
 #: The families by name, in the order ``fastvmt backbones`` lists them.
-FAMILIES = {family.name: family for family in (WAN21_T2V, WAN21_I2V, WAN22_TI2V, WAN22_T2V_A14B)}
+FAMILIES = {family.name: family for family in (WAN21_T2V, WAN21_I2V, WAN22_TI2V, WAN22_T2V_A14B, WAN22_I2V_A14B)}
 _BY_MODEL_TYPE = {"t2v": WAN21_T2V, "i2v": WAN21_I2V, "ti2v": WAN22_TI2V}
 
 
@@ -112,16 +131,31 @@ def _dit_has_image_embedding(model_dir: str | Path) -> bool:
     return False
 
 
+def _dit_takes_first_frame(model_dir: Path) -> bool:
+    """Whether the DiT there takes first-frame channels (``patch_embedding`` reads ``2 x 16 + 4``; headers only)."""
+    from safetensors import safe_open
+
+    from fastvmt.backbones.architecture import FIRST_FRAME_MASK_CHANNELS, WAN_LATENT_CHANNELS
+
+    for path in checkpoint.dit_files(model_dir):
+        with safe_open(str(path), framework="pt") as file:
+            if "patch_embedding.weight" in file.keys():
+                channels = file.get_slice("patch_embedding.weight").get_shape()[1]
+                return channels == 2 * WAN_LATENT_CHANNELS + FIRST_FRAME_MASK_CHANNELS
+    return False
+
+
 def detect_family(model_dir: str | Path) -> WanFamily:
     """The family of the checkpoint in ``model_dir`` (module docstring); ``ValueError`` for a ``model_type``
     fastvmt does not load. A directory that is missing or empty counts as text-to-video (its error says so)."""
     root = Path(model_dir).expanduser()
-    if (root / WAN22_T2V_A14B.dit_dirs[0]).is_dir():
-        return WAN22_T2V_A14B
+    experts = root / WAN22_T2V_A14B.dit_dirs[0]
+    if experts.is_dir():  # A14B: the high-noise expert's config.json (or, without one, its tensors) tell T2V from I2V
+        return WAN22_I2V_A14B if detect_family(experts) is WAN21_I2V else WAN22_T2V_A14B
     config = root / checkpoint.CONFIG_FILE
     model_type = checkpoint.read_config(config).get("model_type") if config.is_file() else None
     if model_type is None:
-        if _dit_has_image_embedding(root):
+        if _dit_has_image_embedding(root) or _dit_takes_first_frame(root):
             return WAN21_I2V
         return WAN22_TI2V if (root / checkpoint.WAN22_VAE_FILE).is_file() else WAN21_T2V
     if model_type not in _BY_MODEL_TYPE:

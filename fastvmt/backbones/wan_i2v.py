@@ -28,9 +28,18 @@ if TYPE_CHECKING:
 
     from fastvmt.backbones.checkpoint import CheckpointFiles
 
-__all__ = ["WanI2VBackbone"]
+__all__ = ["WanI2VBackbone", "masked_first_frame"]
 
 log = logging.getLogger(__name__)
+
+
+def masked_first_frame(backbone: WanBackbone, image: Float[Tensor, "3 h w"], num_frames: int) -> Tensor:
+    """The first-frame channels ``(1, 4 + C, F, H/8, W/8)`` of a ``num_frames``-frame video: the mask and the VAE
+    latent of ``image`` (in [-1, 1], at the video's size) followed by black frames, in the backbone's dtype."""
+    geometry = backbone.geometry(num_frames, image.shape[1], image.shape[2])
+    latent = backbone.encode_video(first_frame_video(image, num_frames))
+    mask = first_frame_mask(num_frames, *geometry.latent_shape[3:]).to(device=backbone.device, dtype=backbone.dtype)
+    return torch.cat([mask[None], latent], dim=1)
 
 
 class WanI2VBackbone(FirstFrameConditioned, WanBackbone):
@@ -81,14 +90,10 @@ class WanI2VBackbone(FirstFrameConditioned, WanBackbone):
     def encode_image(self, image: Float[Tensor, "3 h w"], num_frames: int) -> ImageConditioning:
         """The conditioning of a ``num_frames``-frame video on its first frame ``image`` (in [-1, 1], at the video's
         size): CLIP features and the masked first-frame latent, in the backbone's dtype and device."""
-        video = first_frame_video(image, num_frames)
-        geometry = self.geometry(num_frames, image.shape[1], image.shape[2])
+        first_frame = masked_first_frame(self, image, num_frames)
         self._use(self.image_encoder)
         with torch.no_grad():
             clip = self.image_encoder.encode_image([image[None].to(device=self.device, dtype=self.dtype)])
-        latent = self.encode_video(video)
-        mask = first_frame_mask(num_frames, *geometry.latent_shape[3:]).to(device=self.device, dtype=self.dtype)
-        first_frame = torch.cat([mask[None], latent], dim=1)
         return ImageConditioning(clip=clip.to(self.dtype), first_frame=first_frame)
 
     def _require_conditioning(self) -> None:
