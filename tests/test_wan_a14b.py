@@ -146,3 +146,10 @@ def test_i2v_a14b_experts_read_the_first_frame_as_diffsynth_does_and_switch_at_0
     assert result.exit_code == 0, result.output
     sidecar = json.loads((tmp_path / "out.json").read_text())
     assert sidecar["counts"]["guided_steps"] > 0 and sum(sidecar["experts"]["velocity"].values()) == 4
+
+
+def test_the_step_cache_is_refused_before_any_work(backbone):
+    from fastvmt.strategies.components import resolve_strategy
+
+    with pytest.raises(ValueError, match="not available on Wan2.2 A14B"):
+        MotionTransferPipeline(backbone, resolve_strategy("fastvmt", {"step_cache": 0.1}))

@@ -193,3 +193,8 @@ def test_bad_images_are_one_line_errors(tmp_path, clip_path, tiny_i2v_dir, tiny_
     assert_user_error(run(tmp_path / "none.png"), "does not exist")
     assert_user_error(run(good, tiny_wan_dir), "image-to-video checkpoint")
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_the_step_cache_asks_which_i2v_coefficients(backbone):
+    with pytest.raises(ValueError, match="image-to-video DiT's are diffsynth's 'Wan2.1-I2V-14B-480P'"):
+        MotionTransferPipeline(backbone, resolve_strategy("fastvmt", {"step_cache": 0.1}))

@@ -8,6 +8,7 @@ fastvmt runs it unchanged: one cache per classifier-free-guidance branch (one fo
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from torch import Tensor, nn
@@ -33,6 +34,12 @@ def coefficients_model_id(dit: nn.Module, borrowed: str | None = None) -> str:
     if borrowed is not None:
         _tea_cache(1, 1.0, borrowed)  # diffsynth's ValueError lists its ids
         return borrowed
+    if dit.patch_embedding.in_channels != dit.head.head.out_features // math.prod(dit.patch_size):
+        raise ValueError(
+            "the step cache needs TeaCache coefficients fitted to the DiT, and this image-to-video DiT's are "
+            "diffsynth's 'Wan2.1-I2V-14B-480P' or 'Wan2.1-I2V-14B-720P' (its weights, not its shapes, tell which): "
+            "pass one as WanBackbone.from_pretrained(teacache_model_id=...), or turn the step cache off"
+        )
     sizes = (dit.dim, dit.blocks[0].ffn[0].out_features, dit.blocks[0].self_attn.num_heads, len(dit.blocks))
     for name, config in RELEASED_DITS.items():
         if sizes == (config.dim, config.ffn_dim, config.num_heads, config.num_layers):

@@ -103,6 +103,14 @@ class WanA14BBackbone(WanBackbone):
         finally:
             self.dit = self.high_noise_dit
 
+    def step_cache(self, threshold: float, num_steps: int) -> Any:
+        """Refused: TeaCache has no coefficients fitted to the A14B experts, and one cache would carry an expert's
+        residual over to the other across the boundary."""
+        raise ValueError(
+            "the step cache (TeaCache) is not available on Wan2.2 A14B: no coefficients were fitted to its experts, "
+            "and a cached residual must not cross from one expert to the other; turn it off (--set step_cache=null)"
+        )
+
     def _use(self, module: nn.Module) -> None:
         if self.offload is not None and self._active is not module:
             from fastvmt.backbones.offload import activate
