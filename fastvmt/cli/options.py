@@ -32,7 +32,8 @@ def _shown(name: str) -> str:
 
 
 #: Each command says whether it needs ``--model-dir`` (a replayed sidecar may hold it).
-ModelDir = Annotated[Optional[Path], typer.Option("--model-dir", help="Local Wan2.1 T2V checkpoint directory.")]
+ModelDir = Annotated[Optional[Path], typer.Option(
+    "--model-dir", help="Local Wan checkpoint directory, as released (`fastvmt backbones` lists the families).")]
 #: Each command sets its own default (a batch shows no bar unless asked).
 Progress = Annotated[bool, typer.Option(
     "--progress/--no-progress", help="Show the denoising steps' progress bar (a batch's: local executor only).")]
