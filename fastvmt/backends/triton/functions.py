@@ -92,7 +92,7 @@ class _DensePositions(torch.autograd.Function):
     def backward(ctx, grad_out):
         q, k, pairs, out, lse2 = ctx.saved_tensors
         f, h, w, d = k.shape
-        sq, n = q.shape[1], pairs.shape[0]
+        sq = q.shape[1]
         grad_out = grad_out.float().contiguous()
         delta = _delta(out, grad_out)
         meta = _dense_meta(q.dtype, h, w, d)
