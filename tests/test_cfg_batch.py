@@ -26,9 +26,9 @@ def test_batched_cfg_velocity_equals_the_two_forwards(backbones, monkeypatch):
     batch_sizes = []
     dit_forward = forward.dit_forward
 
-    def counted(dit, x, t, context):
+    def counted(dit, x, t, context, **options):
         batch_sizes.append(len(context))
-        return dit_forward(dit, x, t, context)
+        return dit_forward(dit, x, t, context, **options)
 
     monkeypatch.setattr(forward, "dit_forward", counted)
     for timestep in (950.0, 300.0):
