@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fastvmt.json_input import read_json
 from fastvmt.metrics.video import as_uint8_video
 
 __all__ = ["DIMENSIONS", "LAYOUT", "VBENCH_VERSION", "VBenchScorer", "consistency", "missing_files"]
@@ -74,9 +75,8 @@ def _present(root: Path, entry: str) -> bool:
 
 
 def _check_model_type(root: Path, entry: str) -> None:
-    import json
-
-    found = json.loads((root / entry / "config.json").read_text()).get("model_type")
+    config = read_json(root / entry / "config.json", "model config")
+    found = config.get("model_type") if isinstance(config, dict) else None
     if found != _MODEL_TYPES[entry]:
         raise ValueError(f"{root / entry}: expected a transformers {_MODEL_TYPES[entry]!r} model ({LAYOUT[entry]}), "
                          f"its config.json names model_type {found!r}")
