@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fastvmt.backbones import MODEL_DTYPES, RECOMMENDED_RUN
 from fastvmt.json_input import read_json
 from fastvmt.outputs import atomic_outputs, json_text, refuse_inputs, refuse_overwrite
 
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
     from fastvmt.strategies.spec import Strategy
 
 __all__ = [
-    "DTYPES",
     "PreparedTransfer",
     "TransferJob",
     "TransferSettings",
@@ -54,8 +54,6 @@ __all__ = [
     "sidecar_path",
 ]
 
-#: Model dtypes by name.
-DTYPES = ("bfloat16", "float16", "float32")
 #: The registered backbone a run loads from ``model_dir``.
 BACKBONE = "wan"
 
@@ -114,7 +112,7 @@ def _setting_rules() -> dict[str, Any]:
         "cfg_scale": strategy_field("cfg_scale"),
         "guidance_checkpointing": strategy_field("guidance_checkpointing"),
         "negative_prompt": lambda value: _text("negative_prompt", value, optional=True),
-        "dtype": lambda value: _choice("dtype", value, DTYPES),
+        "dtype": lambda value: _choice("dtype", value, MODEL_DTYPES),
         "device": lambda value: _text("device", value, optional=True),
         "offload": lambda value: check_flag("offload", value),
         "attention": lambda value: _choice("attention", value, ATTENTION_CHOICES),
@@ -171,10 +169,10 @@ class TransferSettings:
     """
 
     model_dir: str | Path
-    num_frames: int = 81
-    height: int = 480
-    width: int = 832
-    num_inference_steps: int = 50
+    num_frames: int = RECOMMENDED_RUN.num_frames
+    height: int = RECOMMENDED_RUN.height
+    width: int = RECOMMENDED_RUN.width
+    num_inference_steps: int = RECOMMENDED_RUN.num_steps
     seed: int = 42
     strategy: str | Mapping[str, Any] = "fastvmt"
     overrides: Mapping[str, Any] = field(default_factory=dict)
@@ -182,7 +180,7 @@ class TransferSettings:
     denoising_strength: float | None = None
     cfg_scale: float | None = None
     negative_prompt: str | None = None
-    dtype: str = "bfloat16"
+    dtype: str = MODEL_DTYPES[0]
     device: str | None = None
     offload: bool = False
     guidance_checkpointing: bool | None = None

@@ -20,6 +20,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from fastvmt.backbones import MODEL_DTYPES
 from fastvmt.backbones.conditioning import Conditioning
 from fastvmt.backbones.offload import OFFLOAD_CHOICES
 from fastvmt.backbones.step_cache import BranchCache, StepCache, coefficients_model_id
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 #: diffsynth's Wan pipeline defaults for VAE tiling, in latent pixels.
 VAE_TILE_SIZE = (30, 52)
 VAE_TILE_STRIDE = (15, 26)
-_FLOAT_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+_FLOAT_DTYPES = tuple(getattr(torch, name) for name in MODEL_DTYPES)
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:

@@ -9,6 +9,7 @@ from typing import Any, Optional, get_args
 
 import typer
 
+from fastvmt.backbones import RECOMMENDED_RUN
 from fastvmt.backbones.architecture import RELEASED_DITS
 from fastvmt.cli.app import app
 from fastvmt.cli.errors import check_choice, parse_overrides, user_errors
@@ -98,12 +99,12 @@ def evaluate(
 def cost(
     backbone: list[str] = typer.Option(list(RELEASED_DITS), help=f"Wan2.1 size(s): {', '.join(RELEASED_DITS)}."),
     frames: list[int] = typer.Option(
-        [81, 32], help="Frame counts; a count that is not 4k+1 is rounded up (32 -> 33, what Wan would take)."
+        [RECOMMENDED_RUN.num_frames, 32], help="Frame counts; a count that is not 4k+1 is rounded up (32 -> 33, what Wan would take)."
     ),
-    height: int = typer.Option(480, help="Video height, pixels."),
-    width: int = typer.Option(832, help="Video width, pixels."),
+    height: int = typer.Option(RECOMMENDED_RUN.height, help="Video height, pixels."),
+    width: int = typer.Option(RECOMMENDED_RUN.width, help="Video width, pixels."),
     strategy: list[str] = typer.Option([], help="Strategies to cost (default: all)."),
-    steps: int = typer.Option(50, help="Sampling steps."),
+    steps: int = typer.Option(RECOMMENDED_RUN.num_steps, help="Sampling steps."),
     strength_semantics: Optional[str] = typer.Option(
         None, help="Replaces every strategy's strength_semantics: diffsynth (all steps run at any strength) or "
         "truncate (floor(steps * strength) run). Default: each strategy's own."

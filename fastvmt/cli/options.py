@@ -16,10 +16,11 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from fastvmt.backbones import MODEL_DTYPES
 from fastvmt.backbones.attention import ATTENTION_CHOICES
 from fastvmt.cli.errors import parse_overrides
 from fastvmt.strategies.spec import CFG_SCALE_RANGE
-from fastvmt.transfer_run import DTYPES, TransferSettings
+from fastvmt.transfer_run import TransferSettings
 
 __all__ = ["Attention", "Device", "Dtype", "ModelDir", "Progress", "with_run_options"]
 
@@ -39,7 +40,7 @@ Progress = Annotated[bool, typer.Option(
     "--progress/--no-progress", help="Show the denoising steps' progress bar (a batch's: local executor only).")]
 
 #: The model's dtype and device, which ``fastvmt ui`` takes too.
-Dtype = Annotated[Optional[str], typer.Option("--dtype", help=f"Model dtype: {', '.join(DTYPES)}. {_shown('dtype')}")]
+Dtype = Annotated[Optional[str], typer.Option("--dtype", help=f"Model dtype: {', '.join(MODEL_DTYPES)}. {_shown('dtype')}")]
 Device = Annotated[Optional[str], typer.Option("--device", help="Torch device. (default: cuda if available, else cpu)")]
 #: The DiT's attention kernel, which ``fastvmt ui`` takes too.
 Attention = Annotated[Optional[str], typer.Option(

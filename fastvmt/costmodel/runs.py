@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from fastvmt.backbones import RECOMMENDED_RUN
 from fastvmt.backbones.architecture import DiTConfig
 from fastvmt.costmodel.amf import AMFFlops, amf_flops
 from fastvmt.costmodel.recipes import GuidanceRecipe
@@ -46,7 +47,7 @@ STEP_CACHE_SKIP = 1 - 1 / 2.0
 class Sampling:
     """The sampler settings a strategy does not hold (docs/algorithm.md#guided-sampling)."""
 
-    num_steps: int = 50
+    num_steps: int = RECOMMENDED_RUN.num_steps
 
     def __post_init__(self) -> None:
         check_num_steps(self.num_steps)

@@ -20,14 +20,15 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from fastvmt import plugins
+from fastvmt.backbones import RECOMMENDED_RUN
 from fastvmt.backends.dispatch import use_backend
 from fastvmt.generation.embeddings import AttentionControl, guide_rope
 from fastvmt.generation.finite import check_finite
 from fastvmt.generation.guidance import GuidanceStep, guide_latents
-from fastvmt.generation.readings import BackboneReader, velocity_passes
 from fastvmt.generation.motion_check import check_motion
 from fastvmt.generation.motion_file import MotionEmbeddings, backbone_signature, frames_digest
 from fastvmt.generation.peak_memory import PeakMemoryMeter
+from fastvmt.generation.readings import BackboneReader, velocity_passes
 from fastvmt.generation.report import PhaseTimer, RunReport
 from fastvmt.generation.sampling import FlowMatchSchedule, add_noise, check_seed
 from fastvmt.interfaces import Backbone, Motion, StepState, VideoGeometry, uses_cfg
@@ -137,7 +138,7 @@ class MotionTransferPipeline:
         num_frames: int | None = None,
         height: int | None = None,
         width: int | None = None,
-        num_inference_steps: int = 50,
+        num_inference_steps: int = RECOMMENDED_RUN.num_steps,
         denoising_strength: float | None = None,
         cfg_scale: float | None = None,
         seed: int = 42,
