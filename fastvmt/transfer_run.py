@@ -324,12 +324,10 @@ def prepare_transfer(job: TransferJob, settings: TransferSettings, out: str | Pa
     """
     from fastvmt.io import check_output_path, read_video
 
-    from fastvmt.backbones.families import detect_family
     from fastvmt.io.image import read_image
 
-    if job.image is not None and not (family := detect_family(settings.model_dir)).takes_image:
-        raise ValueError(f"--image needs an image-to-video checkpoint (e.g. Wan2.1-I2V-14B-480P); {settings.model_dir} "
-                         f"holds {family.title}")
+    if job.image is not None:
+        check_takes_image(settings.model_dir, "--image")
     refuse_inputs([out, sidecar_path(out)], [("reference", job.reference), ("image", job.image), *inputs])
     out = check_output_path(out, overwrite=overwrite)
     refuse_overwrite([sidecar_path(out)], overwrite)
@@ -337,6 +335,16 @@ def prepare_transfer(job: TransferJob, settings: TransferSettings, out: str | Pa
                            width=settings.width)
     image = None if job.image is None else read_image(job.image, settings.height, settings.width)
     return PreparedTransfer(job, settings, out, overwrite, reference, image)
+
+
+def check_takes_image(model_dir: str | Path, what: str) -> None:
+    """``ValueError`` unless ``model_dir`` holds an image-to-video checkpoint: a job's first-frame image (``what``
+    gives it, e.g. ``--image``) needs one."""
+    from fastvmt.backbones.families import detect_family
+
+    if not (family := detect_family(model_dir)).takes_image:
+        raise ValueError(f"{what} needs an image-to-video checkpoint (e.g. Wan2.1-I2V-14B-480P); {model_dir} holds "
+                         f"{family.title}")
 
 
 def replay_options(sidecar: str | Path) -> dict[str, Any]:

@@ -198,3 +198,25 @@ def test_bad_images_are_one_line_errors(tmp_path, clip_path, tiny_i2v_dir, tiny_
 def test_the_step_cache_asks_which_i2v_coefficients(backbone):
     with pytest.raises(ValueError, match="image-to-video DiT's are diffsynth's 'Wan2.1-I2V-14B-480P'"):
         MotionTransferPipeline(backbone, resolve_strategy("fastvmt", {"step_cache": 0.1}))
+
+
+def test_a_batch_moves_each_lines_image_and_checks_images_before_any_model_loads(tmp_path, clip_path, tiny_i2v_dir,
+                                                                                tiny_wan_dir):
+    folder = tmp_path / "jobs"
+    folder.mkdir()
+    Image.fromarray(picture(5)).save(folder / "subject.png")
+    manifest = folder / "jobs.jsonl"
+    manifest.write_text(json.dumps({"reference": str(clip_path), "prompt": "a ball", "image": "subject.png",
+                                    "id": "ball"}) + "\n")
+    common = [arg for arg in COMMON if arg != "--no-progress"]
+    result = invoke("batch", manifest, "--out", tmp_path / "out", "--model-dir", tiny_i2v_dir, *common)
+    assert result.exit_code == 0, result.output
+    sidecar = json.loads((tmp_path / "out" / "ball" / "output.json").read_text())
+    assert sidecar["config"]["image"] == str((folder / "subject.png").resolve()) and sidecar["notes"] == []
+
+    manifest.write_text(json.dumps({"reference": str(clip_path), "prompt": "a ball", "image": "subject.png"}) + "\n"
+                        + json.dumps({"reference": str(clip_path), "prompt": "a cat", "image": "gone.png"}) + "\n")
+    result = invoke("batch", manifest, "--out", tmp_path / "t2v", "--model-dir", tiny_wan_dir, *common)
+    assert result.exit_code == 2 and not (tmp_path / "t2v").exists(), result.output
+    assert "line 1: 'image' needs an image-to-video checkpoint" in result.output
+    assert "line 2: image 'gone.png' not found" in result.output

@@ -1,8 +1,9 @@
 """Batch manifests: one JSON object per line, each a (reference video, prompt) job, all checked up front.
 
 A line looks like ``{"reference": "clips/dog.mp4", "prompt": "a fox runs", "seed": 3, "id": "fox"}``; besides
-``reference`` and ``prompt`` it may set ``strategy`` (a preset name), ``overrides`` (strategy fields, as with
-``--set``), ``seed`` and ``id``. Relative reference paths are read from the manifest's folder. Without an
+``reference`` and ``prompt`` it may set ``image`` (the first frame, for an image-to-video checkpoint),
+``strategy`` (a preset name), ``overrides`` (strategy fields, as with ``--set``), ``seed`` and ``id``. Relative
+reference and image paths are read from the manifest's folder. Without an
 ``id`` a job is named by a hash of its JSON object (keys sorted, so spacing and key order do not matter): the
 same line gets the same id in every run, which is what lets a rerun find its finished jobs.
 
@@ -29,6 +30,7 @@ __all__ = ["FIELDS", "Job", "ManifestError", "RESERVED_IDS", "job_id", "read_man
 FIELDS = {
     "reference": "path of the reference video (file or image folder)",
     "prompt": "text of the video to generate",
+    "image": "path of the first frame to move (an image-to-video checkpoint only)",
     "strategy": "strategy preset name",
     "overrides": "object of strategy overrides, e.g. {\"extractor.window\": 11}",
     "seed": "integer seed, 0 to 2**64 - 1",
@@ -67,6 +69,8 @@ def _entry_problems(entry: Any) -> list[str]:
             problems.append(f"missing {key!r} ({FIELDS[key]})")
         elif not isinstance(entry[key], str) or not entry[key].strip():
             problems.append(f"{key!r} must be a non-empty string ({FIELDS[key]})")
+    if "image" in entry and not (isinstance(entry["image"], str) and entry["image"].strip()):
+        problems.append(f"'image' must be a non-empty string ({FIELDS['image']})")
     if "strategy" in entry and not (isinstance(entry["strategy"], str) and entry["strategy"]):
         problems.append(f"'strategy' must be a {FIELDS['strategy']}")
     if "overrides" in entry and not isinstance(entry["overrides"], dict):
@@ -87,13 +91,19 @@ def _entry_problems(entry: Any) -> list[str]:
     return problems
 
 
+def _path_in(folder: Path, given: str) -> str:
+    """``given`` as an absolute path, a relative one read from ``folder``."""
+    path = Path(given).expanduser()
+    return str(path if path.is_absolute() else (folder / path).resolve())
+
+
 def _job(entry: dict[str, Any], line: int, folder: Path) -> Job:
-    reference = Path(entry["reference"]).expanduser()
     overrides = {key: tuple(v) if isinstance(v, list) else v for key, v in entry.get("overrides", {}).items()}
     return Job(
         id=entry.get("id") or job_id(entry),
-        reference=str(reference if reference.is_absolute() else (folder / reference).resolve()),
+        reference=_path_in(folder, entry["reference"]),
         prompt=entry["prompt"],
+        image=_path_in(folder, entry["image"]) if "image" in entry else None,
         line=line,
         strategy=entry.get("strategy"),
         overrides=overrides,
@@ -143,6 +153,8 @@ def read_manifest(path: str | Path, check: Callable[[Job], None] | None = None) 
         lines_of_id.setdefault(job.id, number)
         if not Path(job.reference).exists():
             line_problems.append(f"reference {entry['reference']!r} not found (looked for {job.reference})")
+        if job.image is not None and not Path(job.image).is_file():
+            line_problems.append(f"image {entry['image']!r} not found (looked for {job.image})")
         if check is not None:
             try:
                 check(job)

@@ -19,6 +19,7 @@ from fastvmt.batch.results import JobOutcome, JobPaths
 from fastvmt.batch.settings import BatchSettings
 from fastvmt.batch.summary import BatchSummary
 from fastvmt.outputs import refuse_inputs
+from fastvmt.transfer_run import check_takes_image
 
 __all__ = ["SUMMARY_FILE", "batch_outputs", "load_jobs", "run_batch"]
 
@@ -32,13 +33,20 @@ Progress = Callable[[JobOutcome, int, int], None]
 
 
 def load_jobs(manifest: str | Path, settings: BatchSettings) -> list[Job]:
-    """Check the settings, then read the manifest, checking every line's strategy as well (no model loads).
+    """Check the settings, then read the manifest, checking every line's strategy, and that a line with an image
+    has an image-to-video checkpoint, as well (no model loads).
 
     Raises:
         ManifestError: all bad lines at once; ValueError etc. for a bad setting.
     """
     settings.check()
-    return read_manifest(manifest, check=settings.job_strategy)
+
+    def check(job: Job) -> None:
+        settings.job_strategy(job)
+        if job.image is not None:
+            check_takes_image(settings.model_dir, "'image'")
+
+    return read_manifest(manifest, check=check)
 
 
 def _skipped(paths: JobPaths) -> JobOutcome:
@@ -71,12 +79,13 @@ def run_batch(
     finished jobs stay; no summary is written).
 
     Raises:
-        OutputIsInputError: before any job runs, when a file the batch may write is a job's reference, one of
+        OutputIsInputError: before any job runs, when a file the batch may write is a job's reference or image, one of
             ``inputs`` (``(what, path)``: the manifest), or lies in a reference folder.
     """
     out_dir = Path(out_dir)
-    refuse_inputs(batch_outputs(jobs, out_dir), [*inputs, *((f"reference of job {job.id}", job.reference)
-                                                            for job in jobs)])
+    given = [(f"{what} of job {job.id}", path) for job in jobs for what, path in
+             (("reference", job.reference), ("image", job.image)) if path is not None]
+    refuse_inputs(batch_outputs(jobs, out_dir), [*inputs, *given])
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     outcomes: dict[str, JobOutcome] = {}
