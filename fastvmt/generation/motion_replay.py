@@ -12,14 +12,13 @@ import torch
 from tqdm.auto import tqdm
 
 from fastvmt.backbones.injection import attention_dit, rope_offset
+from fastvmt.generation.denoising import decode_frames, denoise_step, step_cache
 from fastvmt.generation.finite import check_finite
 from fastvmt.generation.motion_file import MotionEmbeddings, MotionFileError
 from fastvmt.generation.peak_memory import PeakMemoryMeter
-from fastvmt.generation.readings import velocity_passes
 from fastvmt.generation.report import PhaseTimer, RunReport
 from fastvmt.generation.sampling import FlowMatchSchedule, check_seed
 from fastvmt.interfaces import uses_cfg
-from fastvmt.io.frames import tensor_to_frames
 from fastvmt.strategies.spec import check_field
 
 if TYPE_CHECKING:
@@ -89,31 +88,21 @@ def sample_with_motion(
     # The strategy's step cache after the last guided step, as in the run that saved the motion.
     last_guided = max(motion.guided_steps, default=-1)
     unguided = len(schedule) - 1 - last_guided
-    cache = backbone.step_cache(strategy.step_cache, unguided) if strategy.step_cache is not None and unguided else None
+    cache = step_cache(backbone, strategy.step_cache, unguided)
     with tqdm(total=len(schedule), disable=not progress, desc="fastvmt motion", unit="step") as bar, \
             pipeline._conditioned_on(first_frame, geometry):
         for k in range(len(schedule)):
-            timestep, passes = schedule.timestep(k), velocity_passes(cfg)
             with timer.phase("denoise"), torch.no_grad(), rope_offset(dit, angles.get(k)):
-                if cache is not None and k > last_guided:
-                    computed = cache.passes_computed
-                    velocity = backbone.velocity(x, timestep, context, negative, cfg, cache=cache)
-                    passes = cache.passes_computed - computed
-                else:
-                    velocity = backbone.velocity(x, timestep, context, negative, cfg)
-                check_finite(velocity, "the velocity (with classifier-free guidance)", step=k, num_steps=len(schedule))
-                x = schedule.step(x, velocity, k)
+                x, passes = denoise_step(backbone, schedule, x, k, context, negative, cfg,
+                                         cache if k > last_guided else None)
             counts.steps += 1
             counts.blocks_forward += backbone.num_blocks * passes
-            x = pipeline._run_callbacks(callbacks, x, k, len(schedule), timestep, schedule.sigmas[k], None,
+            x = pipeline._run_callbacks(callbacks, x, k, len(schedule), schedule.timestep(k), schedule.sigmas[k], None,
                                         k in angles, counts)
             if callbacks:
                 check_finite(x, "the latents after the callbacks", step=k, num_steps=len(schedule))
             bar.update()
-    with timer.phase("decode"), torch.no_grad():
-        decoded = backbone.decode(x)
-        check_finite(decoded, "the decoded video")
-        frames = tensor_to_frames(decoded)
+    frames = decode_frames(backbone, x, timer)
     report.peak_memory = memory.read()
     report.seconds = dict(timer.seconds)
     report.step_cache = cache.summary() if cache is not None else None

@@ -22,17 +22,18 @@ from tqdm.auto import tqdm
 from fastvmt import plugins
 from fastvmt.backbones import RECOMMENDED_RUN
 from fastvmt.backends.dispatch import use_backend
+from fastvmt.generation.denoising import decode_frames, denoise_step, step_cache
 from fastvmt.generation.embeddings import AttentionControl, guide_rope
 from fastvmt.generation.finite import check_finite
 from fastvmt.generation.guidance import GuidanceStep, guide_latents
 from fastvmt.generation.motion_check import check_motion
 from fastvmt.generation.motion_file import MotionEmbeddings, backbone_signature, frames_digest
 from fastvmt.generation.peak_memory import PeakMemoryMeter
-from fastvmt.generation.readings import BackboneReader, velocity_passes
+from fastvmt.generation.readings import BackboneReader
 from fastvmt.generation.report import PhaseTimer, RunReport
 from fastvmt.generation.sampling import FlowMatchSchedule, add_noise, check_seed
 from fastvmt.interfaces import Backbone, Motion, StepState, VideoGeometry, uses_cfg
-from fastvmt.io.frames import frames_to_tensor, tensor_to_frames
+from fastvmt.io.frames import frames_to_tensor
 from fastvmt.strategies.components import build_components, resolve_strategy
 from fastvmt.strategies.spec import Strategy, check_field
 
@@ -297,7 +298,7 @@ class MotionTransferPipeline:
         guided_steps = [k for k in range(num_steps) if components and components.scheduler.is_guided(k, num_steps)]
         control = AttentionControl(backbone, strategy, run.geometry.grid, guided_steps)
         last_guided = max(guided_steps, default=-1)
-        cache = _step_cache(backbone, strategy.step_cache, num_steps - 1 - last_guided)
+        cache = step_cache(backbone, strategy.step_cache, num_steps - 1 - last_guided)
         reference: tuple[Motion, Any] | None = None
         bar = tqdm(total=num_steps, disable=not progress, desc=f"fastvmt {strategy.name}", unit="step")
         with bar:
@@ -327,17 +328,9 @@ class MotionTransferPipeline:
                     loss = losses[-1]["total"] if losses else None
                     counts.guided_steps += 1
                 in_effect = control.guided(counts) if k in guided_steps else contextlib.nullcontext()
-                passes = velocity_passes(cfg)
                 with timer.phase("denoise"), torch.no_grad(), in_effect:
-                    if cache is not None and k > last_guided:  # never a guided step's velocity
-                        computed = cache.passes_computed
-                        velocity = backbone.velocity(x, timestep, context, negative, cfg, cache=cache)
-                        passes = cache.passes_computed - computed
-                    else:
-                        velocity = backbone.velocity(x, timestep, context, negative, cfg)
-                    check_finite(velocity, "the velocity (with classifier-free guidance)", step=k, num_steps=num_steps)
-                    x = schedule.step(x, velocity, k)
-                    check_finite(x, "the latents after the denoising step", step=k, num_steps=num_steps)
+                    x, passes = denoise_step(backbone, schedule, x, k, context, negative, cfg,
+                                             cache if k > last_guided else None)  # never a guided step's velocity
                 if k in guided_steps:
                     control.finish_step()
                 counts.steps += 1
@@ -349,10 +342,7 @@ class MotionTransferPipeline:
                 bar.set_postfix(loss="-" if loss is None else f"{loss:.4g}",
                                 grads=f"{counts.gradients_computed}c/{counts.gradients_reused}r")
                 bar.update()
-        with timer.phase("decode"), torch.no_grad():
-            decoded = backbone.decode(x)
-            check_finite(decoded, "the decoded video")
-            frames = tensor_to_frames(decoded)
+        frames = decode_frames(backbone, x, timer)
         report.peak_memory = memory.read()
         report.step_cache = cache.summary() if cache is not None else None
         with timer.phase("motion_check"):
@@ -389,14 +379,6 @@ class MotionTransferPipeline:
                                      f"expected {tuple(x.shape)}")
                 x = replacement.to(x.device, x.dtype)
         return x
-
-
-def _step_cache(backbone: Backbone, threshold: float | None, unguided_steps: int) -> Any:
-    """A fresh step cache (docs/algorithm.md#step-cache) for the ``unguided_steps`` after the last guided one, or
-    None when the strategy has none or no step is left unguided."""
-    if threshold is None or unguided_steps == 0:
-        return None
-    return backbone.step_cache(threshold, unguided_steps)
 
 
 def _expert_calls(backbone: Backbone) -> dict[str, dict[str, int]] | None:
