@@ -188,3 +188,26 @@ def test_import_is_light_and_fast():
 def test_version_cli():
     out = subprocess.run([sys.executable, "-m", "fastvmt", "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == f"fastvmt {fastvmt.__version__}"
+
+
+def test_a_backbone_written_before_the_speed_options_still_runs_guided_transfers():
+    """Backbone.velocity's ``cache`` and features' ``checkpointing`` are passed only when asked for, so a third-party
+    backbone without them serves every run that does not ask."""
+    import numpy as np
+
+    from fastvmt.backbones.patch import PatchBackbone
+    from fastvmt.generation.pipeline import MotionTransferPipeline
+    from fastvmt.strategies.components import resolve_strategy
+
+    class EarlierBackbone(PatchBackbone):
+        def velocity(self, latents, timestep, context, negative_context=None, cfg_scale=1.0):
+            return super().velocity(latents, timestep, context, negative_context, cfg_scale)
+
+        def features(self, latents, timestep, context, *, block):
+            return super().features(latents, timestep, context, block=block)
+
+    video = np.random.default_rng(0).integers(0, 256, size=(9, 64, 64, 3), dtype=np.uint8)
+    strategy = resolve_strategy("fastvmt", {"extractor.tile": (2, 2), "extractor.window": 3})
+    result = MotionTransferPipeline(EarlierBackbone(), strategy)(video, "a ball", num_inference_steps=4,
+                                                                  progress=False)
+    assert result.report.counts.gradients_computed > 0

@@ -32,8 +32,10 @@ class BackboneReader:
 
     def features(self, latents: Float[Tensor, "1 c f h w"], timestep: float, context: Tensor) -> AttentionFeatures:
         """Q/K of the block, with the graph to ``latents`` when gradients are enabled (``block + 1`` blocks)."""
+        # Asked for only when on, so a third-party backbone written before the option still serves plain runs.
+        options = {"checkpointing": True} if self.checkpointing else {}
         features = self.backbone.features(latents.to(self.backbone.dtype), timestep, context, block=self.block,
-                                          checkpointing=self.checkpointing)
+                                          **options)
         self.counts.blocks_forward += self.block + 1
         return features
 
