@@ -257,6 +257,9 @@ class Backbone(ABC):
     num_blocks: int
     heads: int
     head_dim: int
+    #: Whether the backbone generates from a first frame as well as text (image-to-video; it then has
+    #: ``encode_image`` and ``conditioned_on``, docs/algorithm.md#image-to-video).
+    takes_image: bool = False
 
     @property
     @abstractmethod

@@ -28,6 +28,8 @@ from fastvmt.ui.model import load_served_model  # noqa: E402
 from fastvmt.ui.runner import UIRunner  # noqa: E402
 from fastvmt.ui.runs import RunFolder  # noqa: E402
 from fastvmt.ui.steps import RunCancelled  # noqa: E402
+from tests.support.tiny_wan import tiny_wan_dir  # noqa: E402, F401  (fixture)
+from tests.support.tiny_wan_i2v import tiny_i2v_dir  # noqa: E402, F401  (fixture)
 
 #: Where the browser test saves its screenshot for the docs, when FASTVMT_UPDATE_SCREENSHOT=1.
 DOCS_SCREENSHOT = Path(__file__).parents[1] / "docs" / "images" / "ui.png"
@@ -75,7 +77,7 @@ def _form(reference, **changes):
     """The page's run inputs, in the order of its /run endpoint: 9 frames at 48x64, 5 steps."""
     values = dict(reference=handle_file(str(reference)), prompt="a red ball rolls", strategy="fastvmt", frames=9,
                   height=48, width=64, steps=5, seed=3, negative="", scheduler="interval", guided_fraction=0.4,
-                  window=3, tile_rows=3, tile_cols=4, strength=0.75, cfg=5.8, more="")
+                  window=3, tile_rows=3, tile_cols=4, strength=0.75, cfg=5.8, more="", image=None)
     values.update(changes)
     return list(values.values())
 
@@ -248,3 +250,17 @@ def test_the_page_renders_its_controls_in_a_browser(page, tmp_path):
     assert image.shape[:2] == (1900, 1400) and image.std() > 20, "the screenshot shows a page"
     if os.environ.get("FASTVMT_UPDATE_SCREENSHOT") == "1":
         Image.fromarray(image).quantize(256).save(DOCS_SCREENSHOT, optimize=True)  # a third of the size
+
+
+def test_an_image_to_video_model_moves_the_uploaded_image(tmp_path, reference, tiny_i2v_dir):
+    root = tmp_path / "runs"
+    runner = UIRunner(load_served_model(runs=root, model_dir=tiny_i2v_dir, dtype="float32"), RunFolder(root))
+    assert runner.model.backbone.takes_image
+    subject = tmp_path / "subject.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (60, 80, 3), dtype=np.uint8)).save(subject)
+    form = RunForm(reference, "a ball", "fastvmt", 9, 48, 64, 2, 0, image=subject, more_overrides="extractor.window=3")
+    outcome = runner.run(form, session="s", report=lambda _: None)
+    kept = outcome.files.first_frame(".png")
+    sidecar = outcome.files.record()
+    assert kept.read_bytes() == subject.read_bytes() and sidecar["config"]["image"] == str(kept.resolve())
+    assert sidecar["notes"] == [] and sidecar["counts"]["guided_steps"] > 0

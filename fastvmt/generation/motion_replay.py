@@ -60,10 +60,10 @@ def sample_with_motion(
         raise MotionFileError(f"the motion file's schedule starts at sigma {schedule.sigmas[0]:.6g}; a motion file is "
                               "replayed from pure noise (sigma 1)")
     dit = attention_dit(backbone, "sampling with a motion file")
-    if getattr(backbone, "takes_image", False) and image is None:
+    if backbone.takes_image and image is None:
         raise ValueError(f"this image-to-video backbone ({type(backbone).__name__}) needs the first frame to sample "
                          "with a motion file: pass image= (--image)")
-    first_frame, _ = pipeline._first_frame(image, None, geometry)  # None for a text-to-video backbone
+    first_frame, _ = pipeline.first_frame(image, None, geometry)  # None for a text-to-video backbone
     cfg = check_field("cfg_scale", motion.sampling.get("cfg_scale", 1.0) if cfg_scale is None else cfg_scale)
     negative_prompt = motion.sampling.get("negative_prompt", "") if negative_prompt is None else negative_prompt
     seed = check_seed(seed)
@@ -90,7 +90,7 @@ def sample_with_motion(
     unguided = len(schedule) - 1 - last_guided
     cache = step_cache(backbone, strategy.step_cache, unguided)
     with tqdm(total=len(schedule), disable=not progress, desc="fastvmt motion", unit="step") as bar, \
-            pipeline._conditioned_on(first_frame, geometry):
+            pipeline.conditioned_on(first_frame, geometry):
         for k in range(len(schedule)):
             with timer.phase("denoise"), torch.no_grad(), rope_offset(dit, angles.get(k)):
                 x, passes = denoise_step(backbone, schedule, x, k, context, negative, cfg,

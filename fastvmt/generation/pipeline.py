@@ -175,7 +175,7 @@ class MotionTransferPipeline:
             raise ValueError(f"latents must have shape {geometry.latent_shape}, got {tuple(latents.shape)}")
         cfg = strategy.cfg_scale if cfg_scale is None else check_field("cfg_scale", cfg_scale)
         seed = check_seed(seed)
-        first_frame, first_frame_note = self._first_frame(image, video, geometry)
+        first_frame, first_frame_note = self.first_frame(image, video, geometry)
         report = RunReport(
             config={
                 "strategy": strategy.to_dict(),
@@ -197,7 +197,7 @@ class MotionTransferPipeline:
         run = _Run(video, prompt, negative_prompt, geometry, schedule, cfg, seed, latents)
         with use_backend(self.backend) if self.backend else contextlib.nullcontext():
             before = _expert_calls(self.backbone)
-            with self._conditioned_on(first_frame, geometry):
+            with self.conditioned_on(first_frame, geometry):
                 frames, final_latents, control = self._sample(run, callbacks, progress, report)
             if before is not None:
                 after = _expert_calls(self.backbone)
@@ -242,14 +242,14 @@ class MotionTransferPipeline:
                                   num_inference_steps=num_inference_steps, cfg_scale=cfg_scale, seed=seed,
                                   callbacks=callbacks, progress=progress, image=image)
 
-    def _first_frame(self, image: Any, video: Tensor | None,
-                     geometry: VideoGeometry) -> tuple[Tensor | None, str | None]:
+    def first_frame(self, image: Any, video: Tensor | None,
+                    geometry: VideoGeometry) -> tuple[Tensor | None, str | None]:
         """The first frame ``(3, H, W)`` in [-1, 1] an image-to-video backbone is conditioned on, and a note when it
         is the reference's (``video``; ``None`` without a reference, then ``image`` is needed); ``(None, None)`` for
         a text-to-video backbone (``ValueError`` if given an image)."""
         from fastvmt.io.image import fit_image, read_image
 
-        if not getattr(self.backbone, "takes_image", False):
+        if not self.backbone.takes_image:
             if image is not None:
                 raise ValueError(
                     f"this backbone ({type(self.backbone).__name__}) generates from text alone and takes no image; "
@@ -263,7 +263,7 @@ class MotionTransferPipeline:
         return frames_to_tensor(fitted.frame[None])[0], None
 
     @contextlib.contextmanager
-    def _conditioned_on(self, first_frame: Tensor | None, geometry: VideoGeometry):
+    def conditioned_on(self, first_frame: Tensor | None, geometry: VideoGeometry):
         """Every DiT pass inside reads the first frame's conditioning (none for a text-to-video backbone)."""
         if first_frame is None:
             yield

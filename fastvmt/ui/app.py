@@ -104,11 +104,11 @@ class _Page:
             return [f"**error:** {_message(error)}", *[gr.skip()] * len(self.RESULTS)]
 
     def run(self, reference, prompt, strategy, frames, height, width, steps, seed, negative, scheduler,
-            guided_fraction, window, tile_rows, tile_cols, strength, cfg, more, request: gr.Request,
+            guided_fraction, window, tile_rows, tile_cols, strength, cfg, more, image, request: gr.Request,
             progress=gr.Progress()) -> list[Any]:  # noqa: B008  (gradio reads the progress bar from the default)
         """Run the form; status line, result panes and listings (results unchanged unless it completed)."""
         form = RunForm(reference, prompt, strategy, frames, height, width, steps, seed, negative, scheduler,
-                       guided_fraction, window, tile_rows, tile_cols, strength, cfg, more or "")
+                       guided_fraction, window, tile_rows, tile_cols, strength, cfg, more or "", image or None)
         unchanged = [gr.skip()] * (len(self.RESULTS) + 2)
 
         def report(state) -> None:
@@ -171,6 +171,8 @@ def build_app(runner: UIRunner, *, host: str, port: int) -> gr.Blocks:
             with gr.Column(scale=1):
                 reference = gr.Video(label="Reference video (its motion is transferred)", sources=["upload"])
                 pick = gr.Dropdown([], label="...or pick a video", info="a sample clip, or an earlier run's reference")
+                image = gr.Image(label="First frame to move (image-to-video model; empty: the reference's)",
+                                 type="filepath", sources=["upload"], visible=runner.model.backbone.takes_image)
                 prompt = gr.Textbox(label="Prompt", lines=2, placeholder="a red fox runs through fresh snow")
                 negative = gr.Textbox(label="Negative prompt", lines=1, placeholder="empty: Wan's default")
                 strategy = gr.Dropdown(plugins.names("strategy"), value=settings.strategy, label="Strategy")
@@ -210,7 +212,7 @@ def build_app(runner: UIRunner, *, host: str, port: int) -> gr.Blocks:
                             ("scheduler", "guided_fraction", "window", "tile_rows", "tile_cols",
                              "denoising_strength", "cfg_scale")]
         form_inputs = [reference, prompt, strategy, frames, height, width, steps, seed, negative, *strategy_outputs,
-                       more]
+                       more, image]
 
         strategy.change(page.strategy_fields, strategy, strategy_outputs, api_name="strategy_fields")
         for field in (frames, height, width):

@@ -100,7 +100,8 @@ def _whole(name: str, value: Any) -> int:
 @dataclass(frozen=True)
 class RunForm:
     """The page's inputs for one run. ``None`` in ``negative_prompt`` means Wan's default; option fields the
-    strategy does not have are ignored; ``more_overrides`` holds ``KEY=VALUE`` lines (``--set``'s syntax)."""
+    strategy does not have are ignored; ``more_overrides`` holds ``KEY=VALUE`` lines (``--set``'s syntax);
+    ``image`` is the first frame to move (an image-to-video model only; None: the reference's first frame)."""
 
     reference: str | Path | None
     prompt: str
@@ -119,6 +120,7 @@ class RunForm:
     denoising_strength: float | None = None
     cfg_scale: float | None = None
     more_overrides: str = ""
+    image: str | Path | None = None
 
     def check_inputs(self) -> None:
         """``ValueError`` for a missing reference or prompt, before anything is read."""
@@ -165,6 +167,7 @@ class RunForm:
         options = {**{name: getattr(base, name) for name in base.__dataclass_fields__}, **values}
         return TransferSettings.from_options(options).check()
 
-    def job(self, reference: str | Path) -> TransferJob:
-        """The job of this form, reading its reference from ``reference`` (the run folder's copy)."""
-        return TransferJob(reference, self.prompt.strip())
+    def job(self, reference: str | Path, image: str | Path | None = None) -> TransferJob:
+        """The job of this form, reading its reference from ``reference`` and its image from ``image`` (the run
+        folder's copies)."""
+        return TransferJob(reference, self.prompt.strip(), image=image)

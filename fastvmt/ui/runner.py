@@ -2,7 +2,7 @@
 
 The run goes through :mod:`fastvmt.transfer_run`, the path of ``fastvmt transfer`` and ``fastvmt batch``, so its
 sidecar is the same and replays with ``fastvmt transfer --config``. Order: the form's checks and the settings'
-(``fastvmt transfer``'s), then a run folder with a copy of the reference, the reference read, sampling with a
+(``fastvmt transfer``'s), then a run folder with a copy of the reference (and of the image), the reference read, sampling with a
 callback per step (progress, cancel), the pictures, and last the output and its sidecar. Anything that stops the
 run (a bad input found late, a cancel, an error) removes its folder.
 """
@@ -56,14 +56,18 @@ class UIRunner:
         source = Path(form.reference)
         if not source.is_file():
             raise FileNotFoundError(f"reference video {source} does not exist")
+        image = None if form.image is None else Path(form.image)
+        if image is not None and not image.is_file():
+            raise FileNotFoundError(f"image {image} does not exist")
         self.switch.start(session)
         run = self.folder.new_run(form.prompt)
         try:
-            job = form.job(copy_file(source, run.source(source.suffix)))
+            job = form.job(copy_file(source, run.source(source.suffix)),
+                           None if image is None else copy_file(image, run.first_frame(image.suffix)))
             prepared = prepare_transfer(job, settings, run.output)
             pipeline = settings.pipeline(self.model.backbone, strategy)
             result = prepared.run(functools.partial(pipeline, callbacks=[step_callback(report, self.switch)]))
-            self._write_pictures(run, pipeline, prepared.reference, result)
+            self._write_pictures(run, pipeline, prepared, result)
             prepared.write(result)
         except BaseException:
             self.folder.discard(run)
@@ -87,10 +91,18 @@ class UIRunner:
         self.switch.stop()
 
     @staticmethod
-    def _write_pictures(run: RunFiles, pipeline, reference, result) -> None:
+    def _write_pictures(run: RunFiles, pipeline, prepared, result) -> None:
+        """The reference as the model saw it, the side-by-side video and the flow picture (read with the run's
+        first-frame conditioning on an image-to-video model)."""
         from fastvmt.io import write_video
+        from fastvmt.io.frames import frames_to_tensor
         from fastvmt.ui.pictures import flow_picture, side_by_side_video
 
+        reference = prepared.reference
         write_video(run.reference, reference.frames, fps=reference.fps)
         write_video(run.side_by_side, side_by_side_video(reference.frames, result.frames), fps=reference.fps)
-        write_png(run.flow, flow_picture(pipeline, reference.frames, result.frames, result.latents))
+        geometry = pipeline.backbone.geometry(*reference.frames.shape[:3])
+        image = None if prepared.image is None else prepared.image.frame
+        first_frame, _ = pipeline.first_frame(image, frames_to_tensor(reference.frames), geometry)
+        with pipeline.conditioned_on(first_frame, geometry):
+            write_png(run.flow, flow_picture(pipeline, reference.frames, result.frames, result.latents))

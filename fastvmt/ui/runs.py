@@ -60,6 +60,10 @@ class RunFiles:
         """Where the reference as given is kept, with its own file suffix."""
         return self.folder / f"source{suffix.lower()}"
 
+    def first_frame(self, suffix: str) -> Path:
+        """Where the image as given (an image-to-video run's first frame) is kept, with its own file suffix."""
+        return self.folder / f"first-frame{suffix.lower()}"
+
     @property
     def complete(self) -> bool:
         return self.sidecar.is_file()
