@@ -30,7 +30,7 @@ from fastvmt.backbones.injection import (
     rope_offset,
 )
 from fastvmt.generation.finite import check_finite
-from fastvmt.generation.guidance import GuidanceStep, learning_rate, optimizer_for
+from fastvmt.generation.guidance import GuidanceStep, apply_gradient, no_gradient_to_reuse, optimizer_for
 from fastvmt.generation.readings import BackboneReader
 from fastvmt.generation.report import RunCounts
 from fastvmt.generation.sampling import add_noise
@@ -157,17 +157,10 @@ def guide_rope(
             counts.blocks_backward += reader.block + 1
             reused = 0
         elif gradient is None:
-            raise RuntimeError(
-                f"gradient scheduler {type(components.scheduler).__name__} asked to reuse a gradient at iteration "
-                f"{inner} before computing one"
-            )
+            raise no_gradient_to_reuse(components, inner)
         else:
             counts.gradients_reused += 1
             reused += 1
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(strategy, inner, step.guided_index, step.num_guided)
-        master.grad = gradient.clone()
-        optimizer.step()
-        counts.inner_iterations += 1
+        apply_gradient(optimizer, master, gradient, strategy, step, inner, counts)
     control.angles = master.detach()
     return losses

@@ -17,11 +17,13 @@ from torch import Tensor
 
 from fastvmt.generation.finite import check_finite
 from fastvmt.generation.readings import BackboneReader
+from fastvmt.generation.report import RunCounts
 from fastvmt.interfaces import ATTENTION, PREDICTION, InnerStep, Motion, Readings
 from fastvmt.strategies.components import Components
 from fastvmt.strategies.spec import Strategy
 
-__all__ = ["GuidanceStep", "guide_latents", "learning_rate", "optimizer_for"]
+__all__ = ["GuidanceStep", "apply_gradient", "guide_latents", "learning_rate", "no_gradient_to_reuse",
+           "optimizer_for"]
 
 
 def learning_rate(strategy: Strategy, inner: int, guided_index: int, num_guided: int) -> float:
@@ -62,6 +64,23 @@ def optimizer_for(strategy: Strategy, master: Tensor) -> torch.optim.Optimizer:
     return torch.optim.Adam([master], lr=strategy.learning_rate[0], weight_decay=strategy.weight_decay)
 
 
+def apply_gradient(optimizer: torch.optim.Optimizer, master: Tensor, gradient: Tensor, strategy: Strategy,
+                   step: GuidanceStep, inner: int, counts: RunCounts) -> None:
+    """Inner iteration ``inner``'s update of the optimised leaf ``master`` with ``gradient`` (fresh or reused), at the
+    strategy's learning rate for it; counts the iteration."""
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate(strategy, inner, step.guided_index, step.num_guided)
+    master.grad = gradient.clone()
+    optimizer.step()
+    counts.inner_iterations += 1
+
+
+def no_gradient_to_reuse(components: Components, inner: int) -> RuntimeError:
+    """The error of a gradient scheduler that asks to reuse a gradient at iteration ``inner`` before one exists."""
+    return RuntimeError(f"gradient scheduler {type(components.scheduler).__name__} asked to reuse a gradient at "
+                        f"iteration {inner} before computing one")
+
+
 def guide_latents(
     latents: Tensor,
     step: GuidanceStep,
@@ -99,10 +118,7 @@ def guide_latents(
             readings = reader.read(reads, master, sigma=step.sigma, timestep=step.timestep, context=context,
                                    negative=negative, cfg_scale=cfg_scale, path_velocity=path_velocity)
         elif readings is None:
-            raise RuntimeError(
-                f"gradient scheduler {type(components.scheduler).__name__} asked to reuse a gradient at iteration "
-                f"{inner} before computing one"
-            )
+            raise no_gradient_to_reuse(components, inner)
         if fresh or ATTENTION not in reads:
             loss = components.loss(step.reference, extractor.extract(readings.input_for(reads), step.extractor_state))
             (gradient,) = torch.autograd.grad(loss.total, master)
@@ -116,9 +132,5 @@ def guide_latents(
         else:
             counts.gradients_reused += 1
             reused += 1
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(strategy, inner, step.guided_index, step.num_guided)
-        master.grad = gradient.clone()
-        optimizer.step()
-        counts.inner_iterations += 1
+        apply_gradient(optimizer, master, gradient, strategy, step, inner, counts)
     return master.detach().to(latents.dtype), losses
