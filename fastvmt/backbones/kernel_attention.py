@@ -37,13 +37,15 @@ class KernelAttention(nn.Module):
         super().__init__()
         self.num_heads = num_heads
         self.choice = choice
+        self._attend = _kernel_function(choice.kernel)
+        self._attend_with_gradient = _kernel_function(choice.gradient_kernel)
 
     def forward(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
         needs_gradient = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)
-        kernel = self.choice.gradient_kernel if needs_gradient else self.choice.kernel
+        attend = self._attend_with_gradient if needs_gradient else self._attend
         pattern = "b s (n d)"
-        return _kernel_function(kernel)(q, k, v, q_pattern=pattern, k_pattern=pattern, v_pattern=pattern,
-                                        out_pattern=pattern, dims={"n": self.num_heads})
+        return attend(q, k, v, q_pattern=pattern, k_pattern=pattern, v_pattern=pattern, out_pattern=pattern,
+                      dims={"n": self.num_heads})
 
 
 def use_kernels(dit: nn.Module, choice: AttentionChoice) -> nn.Module:
